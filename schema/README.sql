@@ -1,0 +1,1 @@
+-- heapdb schema: filled in by the ingest issue (schema/*.sql are applied in order).

@@ -1,0 +1,273 @@
+//! WMI_BUFFER_HEADER (0x48 bytes) and the walk over the buffers of a file.
+
+use super::bytes::{u16_at, u32_at, u64_at, u8_at};
+use super::error::{Error, ErrorKind, Location};
+use super::event::Events;
+use super::xpress;
+
+pub const BUFFER_HEADER_SIZE: usize = 0x48;
+/// Windows caps buffers at 16 MiB (ntwmi, Windows 8+).
+pub const MAX_BUFFER_SIZE: u32 = 16 << 20;
+
+pub const FLAG_FLUSH: u16 = 0x0001;
+pub const FLAG_EVENTS_LOST: u16 = 0x0002;
+pub const FLAG_BUFFER_LOST: u16 = 0x0004;
+pub const FLAG_PROC_INDEX: u16 = 0x0020;
+pub const FLAG_COMPRESSED: u16 = 0x0040;
+
+pub const BUFFER_TYPE_HEADER: u16 = 4;
+
+/// A view of one buffer header.
+#[derive(Clone, Copy)]
+pub struct BufferHeader<'a>(&'a [u8; BUFFER_HEADER_SIZE]);
+
+impl<'a> BufferHeader<'a> {
+    /// Views the first 0x48 bytes of `b`, if there are that many.
+    pub fn new(b: &'a [u8]) -> Option<BufferHeader<'a>> {
+        b.get(..BUFFER_HEADER_SIZE)
+            .and_then(|s| s.try_into().ok())
+            .map(BufferHeader)
+    }
+    fn u16(&self, off: usize) -> u16 {
+        u16_at(self.0, off).unwrap_or(0)
+    }
+    fn u32(&self, off: usize) -> u32 {
+        u32_at(self.0, off).unwrap_or(0)
+    }
+    fn u64(&self, off: usize) -> u64 {
+        u64_at(self.0, off).unwrap_or(0)
+    }
+    /// Bytes this buffer occupies in the file (the compressed size if compressed).
+    pub fn buffer_size(&self) -> u32 {
+        self.u32(0x00)
+    }
+    /// Stale in header buffers (see the format doc §3); kept for display only.
+    pub fn saved_offset(&self) -> u32 {
+        self.u32(0x04)
+    }
+    /// Raw session-clock value at flush time.
+    pub fn timestamp(&self) -> u64 {
+        self.u64(0x10)
+    }
+    pub fn sequence_number(&self) -> u64 {
+        self.u64(0x18)
+    }
+    pub fn logger_id(&self) -> u16 {
+        self.u16(0x2A)
+    }
+    pub fn state(&self) -> u32 {
+        self.u32(0x2C)
+    }
+    /// End of the records, counted from the buffer start, header included.
+    pub fn filled(&self) -> u32 {
+        self.u32(0x30)
+    }
+    pub fn flags(&self) -> u16 {
+        self.u16(0x34)
+    }
+    pub fn buffer_type(&self) -> u16 {
+        self.u16(0x36)
+    }
+    pub fn is_compressed(&self) -> bool {
+        self.flags() & FLAG_COMPRESSED != 0
+    }
+    /// CPU whose events the buffer holds. Without the processor-index flag the field is
+    /// a CPU byte followed by an alignment byte (pyetw writes 0x0800 for CPU 0).
+    pub fn cpu(&self) -> u16 {
+        if self.flags() & FLAG_PROC_INDEX != 0 {
+            self.u16(0x28) & 0x07FF
+        } else {
+            u8_at(self.0, 0x28).unwrap_or(0) as u16
+        }
+    }
+
+    /// Checks the sizes a reader relies on. `available` is how many file bytes follow
+    /// the buffer start.
+    fn validate(&self, available: u64) -> Result<(), String> {
+        let size = self.buffer_size();
+        let filled = self.filled();
+        if (size as usize) < BUFFER_HEADER_SIZE {
+            return Err(format!(
+                "BufferSize {size} is smaller than the 72-byte buffer header"
+            ));
+        }
+        if size > MAX_BUFFER_SIZE {
+            return Err(format!("BufferSize {size} exceeds the 16 MiB maximum"));
+        }
+        if (filled as usize) < BUFFER_HEADER_SIZE {
+            return Err(format!(
+                "used length (Offset) {filled} is smaller than the buffer header"
+            ));
+        }
+        if self.is_compressed() {
+            if filled > MAX_BUFFER_SIZE {
+                return Err(format!(
+                    "used length (Offset) {filled} exceeds the 16 MiB maximum"
+                ));
+            }
+        } else if filled > size {
+            return Err(format!(
+                "used length (Offset) {filled} is past BufferSize {size}"
+            ));
+        }
+        if size as u64 > available {
+            return Err(format!(
+                "BufferSize {size} runs past the end of the file ({available} bytes left)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One buffer of the file: its header and bytes, ready to be decoded on its own
+/// (buffers are independent once the logfile header is known, so callers may decode
+/// them in parallel).
+#[derive(Clone, Copy)]
+pub struct Buffer<'a> {
+    /// File offset of the buffer header.
+    pub offset: u64,
+    /// Position of the buffer in file order (0 = the header buffer).
+    pub index: u32,
+    pub header: BufferHeader<'a>,
+    bytes: &'a [u8],
+}
+
+impl<'a> Buffer<'a> {
+    /// The record bytes of this buffer: borrowed from the file when uncompressed,
+    /// decompressed into `scratch` otherwise.
+    pub fn records<'s>(&self, scratch: &'s mut Vec<u8>) -> Result<&'s [u8], Error>
+    where
+        'a: 's,
+    {
+        let filled = self.header.filled() as usize;
+        if self.header.is_compressed() {
+            let input = &self.bytes[BUFFER_HEADER_SIZE..];
+            xpress::decompress(input, scratch, filled - BUFFER_HEADER_SIZE)
+                .map_err(|m| Error::at(ErrorKind::Decompress(m), self.offset))?;
+            Ok(&scratch[..])
+        } else {
+            Ok(&self.bytes[BUFFER_HEADER_SIZE..filled])
+        }
+    }
+
+    /// Iterates the events of this buffer. Errors inside the buffer are yielded in
+    /// place; the iterator stops after an error it cannot skip past.
+    pub fn events<'s>(&self, scratch: &'s mut Vec<u8>) -> Result<Events<'s>, Error>
+    where
+        'a: 's,
+    {
+        let compressed = self.header.is_compressed();
+        let data = self.records(scratch)?;
+        Ok(Events::new(
+            data,
+            Location {
+                buffer_offset: self.offset,
+                record_pos: None,
+                compressed,
+            },
+            self.header.cpu(),
+        ))
+    }
+}
+
+/// Walks the buffers of a file in file order.
+///
+/// A buffer whose header is corrupt is reported; if the session writes fixed-size
+/// buffers (uncompressed captures), the walk resynchronises on the next buffer boundary
+/// so the intact buffers after it are still read.
+pub struct Buffers<'a> {
+    data: &'a [u8],
+    pos: u64,
+    index: u32,
+    /// Session buffer size from the logfile header (0 = unknown): used to resync.
+    session_buffer_size: u32,
+    done: bool,
+}
+
+impl<'a> Buffers<'a> {
+    pub fn new(data: &'a [u8], session_buffer_size: u32) -> Buffers<'a> {
+        Buffers {
+            data,
+            pos: 0,
+            index: 0,
+            session_buffer_size,
+            done: false,
+        }
+    }
+
+    fn header_at(&self, pos: u64) -> Option<BufferHeader<'a>> {
+        BufferHeader::new(self.data.get(pos as usize..)?)
+    }
+
+    /// After a corrupt header at `bad`, finds the next session-size boundary holding a
+    /// plausible buffer header.
+    fn resync(&self, bad: u64) -> Option<u64> {
+        let step = self.session_buffer_size as u64;
+        if step < BUFFER_HEADER_SIZE as u64 {
+            return None;
+        }
+        let len = self.data.len() as u64;
+        let mut cand = (bad / step + 1) * step;
+        while cand + BUFFER_HEADER_SIZE as u64 <= len {
+            if let Some(h) = self.header_at(cand) {
+                if h.validate(len - cand).is_ok() {
+                    return Some(cand);
+                }
+            }
+            cand += step;
+        }
+        None
+    }
+}
+
+impl<'a> Iterator for Buffers<'a> {
+    type Item = Result<Buffer<'a>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let len = self.data.len() as u64;
+        if self.pos >= len {
+            self.done = true;
+            return None;
+        }
+        let left = len - self.pos;
+        let Some(header) = self.header_at(self.pos) else {
+            self.done = true;
+            return Some(Err(Error::at(
+                ErrorKind::Truncated(format!(
+                    "{left} trailing bytes, too short for a 72-byte buffer header"
+                )),
+                self.pos,
+            )));
+        };
+        if let Err(msg) = header.validate(left) {
+            let bad = self.pos;
+            let kind = if header.buffer_size() as u64 > left
+                && header.buffer_size() as usize >= BUFFER_HEADER_SIZE
+                && header.buffer_size() <= MAX_BUFFER_SIZE
+            {
+                ErrorKind::Truncated(msg)
+            } else {
+                ErrorKind::BadBuffer(msg)
+            };
+            match self.resync(bad) {
+                Some(next) => self.pos = next,
+                None => self.done = true,
+            }
+            return Some(Err(Error::at(kind, bad)));
+        }
+        let size = header.buffer_size() as u64;
+        let start = self.pos as usize;
+        let buffer = Buffer {
+            offset: self.pos,
+            index: self.index,
+            header,
+            bytes: &self.data[start..start + size as usize],
+        };
+        self.pos += size;
+        self.index += 1;
+        Some(Ok(buffer))
+    }
+}

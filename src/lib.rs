@@ -1,0 +1,6 @@
+//! heapdb: Windows ETW heap traces (`.etl`) → SQLite.
+//!
+//! Data flows one way: file → buffers → events ([`etl`]) → heap records → rows.
+
+pub mod cli;
+pub mod etl;
