@@ -4,3 +4,5 @@
 
 pub mod cli;
 pub mod etl;
+pub mod heap;
+pub mod synth;

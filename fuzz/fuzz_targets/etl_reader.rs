@@ -1,9 +1,11 @@
-//! Fuzzes the whole ETL read path: logfile header, buffer walk (with resync),
-//! decompression, record classification and extended items, summary.
+//! Fuzzes the whole read path: logfile header, buffer walk (with resync),
+//! decompression, record classification and extended items, summary, and the heap
+//! decoder (typed records, per-CPU stack matching, stack keys, rundown).
 #![no_main]
 
 use heapdb::etl::summary::summarize;
 use heapdb::etl::EtlFile;
+use heapdb::heap::capture::decode_file;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,5 +24,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let s = summarize(&file);
     assert!(s.events <= data.len() as u64);
+    let b = decode_file(&file);
+    assert!(b.rows.len() as u64 <= s.events);
     std::hint::black_box(n);
 });

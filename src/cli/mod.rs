@@ -2,6 +2,7 @@
 //! its own module and reads like its `--help`.
 
 mod dump;
+mod synth;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Print the events of .etl files, like tracerpt: one JSON object per event, or per
     /// file with --summary.
     Dump(dump::DumpArgs),
+    /// Write synthetic heap captures (.etl) that look like a merged xperf/WPR heap
+    /// trace, with a manifest of what they hold.
+    Synth(synth::SynthArgs),
 }
 
 /// Entry point of the binary.
@@ -55,6 +59,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Dump(args) => dump::run(args, cli.quiet),
+        Command::Synth(args) => synth::run(args, cli.quiet),
     };
     ExitCode::from(code)
 }

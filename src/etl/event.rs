@@ -145,6 +145,9 @@ pub struct Events<'a> {
     loc: Location,
     cpu: u16,
     done: bool,
+    /// When set, only kernel records of this group are decoded; the others are skipped
+    /// by size without building an event (a fast pre-scan).
+    only_group: Option<u8>,
 }
 
 /// Size of the fixed part of each header kind.
@@ -160,6 +163,8 @@ enum Step<'a> {
     Event(Event<'a>, usize),
     /// A bad record that can be skipped by its size: report and go on.
     Skip(ErrorKind, usize),
+    /// A sound record the caller did not ask for (see `only_group`).
+    Ignore(usize),
     /// A bad record whose size cannot be trusted: report and stop the buffer.
     Stop(ErrorKind),
 }
@@ -172,7 +177,15 @@ impl<'a> Events<'a> {
             loc,
             cpu,
             done: false,
+            only_group: None,
         }
+    }
+
+    /// Restricts the walk to kernel (SYSTEM/COMPACT/PERFINFO) records of one group;
+    /// other records are stepped over by size (errors are still reported).
+    pub fn only_group(mut self, group: u8) -> Events<'a> {
+        self.only_group = Some(group);
+        self
     }
 
     fn loc_at(&self, pos: usize) -> Location {
@@ -182,6 +195,7 @@ impl<'a> Events<'a> {
         }
     }
 
+    #[inline(always)]
     fn step(&self, rec_start: usize) -> Step<'a> {
         let rest = &self.data[rec_start..];
         let (Some(marker), Some(size0)) = (u32_at(rest, 0), u16_at(rest, 0)) else {
@@ -234,6 +248,9 @@ impl<'a> Events<'a> {
                     Ok(r) => r,
                     Err(k) => return Step::Stop(k),
                 };
+                if self.only_group.is_some_and(|g| rest.get(7) != Some(&g)) {
+                    return Step::Ignore(rec.len());
+                }
                 return self.kernel_event(kind, hdr, ptr, rec, loc);
             }
             let other = match htype {
@@ -253,6 +270,9 @@ impl<'a> Events<'a> {
                 Ok(r) => r,
                 Err(k) => return Step::Stop(k),
             };
+            if self.only_group.is_some() {
+                return Step::Ignore(rec.len());
+            }
             return match kind {
                 HeaderKind::EventHeader32 | HeaderKind::EventHeader64 => {
                     self.event_header(kind, ptr, rec, loc)
@@ -266,6 +286,9 @@ impl<'a> Events<'a> {
                 Ok(r) => r,
                 Err(k) => return Step::Stop(k),
             };
+            if self.only_group.is_some() {
+                return Step::Ignore(rec.len());
+            }
             return self.wpp(rec, loc);
         }
         if mflags == 0xB0 {
@@ -318,6 +341,7 @@ impl<'a> Events<'a> {
         e
     }
 
+    #[inline(always)]
     fn kernel_event(
         &self,
         kind: HeaderKind,
@@ -493,17 +517,33 @@ impl<'a> Iterator for Events<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done || self.pos + 4 > self.data.len() {
-            return None;
+        loop {
+            if self.done || self.pos + 4 > self.data.len() {
+                return None;
+            }
+            let marker = u32_at(self.data, self.pos).unwrap_or(0);
+            // Unused space is 0xFF filler; a zero word also ends the records (s4).
+            if marker == 0xFFFF_FFFF || marker == 0 {
+                self.done = true;
+                return None;
+            }
+            let start = self.pos;
+            if let Some(item) = self.advance(start) {
+                return Some(item);
+            }
         }
-        let marker = u32_at(self.data, self.pos).unwrap_or(0);
-        // Unused space is 0xFF filler; a zero word also ends the records (s4).
-        if marker == 0xFFFF_FFFF || marker == 0 {
-            self.done = true;
-            return None;
-        }
-        let start = self.pos;
+    }
+}
+
+impl<'a> Events<'a> {
+    /// Decodes the record at `start` and moves past it; `None` for an ignored record.
+    #[inline]
+    fn advance(&mut self, start: usize) -> Option<Result<Event<'a>, Error>> {
         match self.step(start) {
+            Step::Ignore(size) => {
+                self.pos = start + align8(size);
+                None
+            }
             Step::Event(e, size) => {
                 self.pos = start + align8(size);
                 Some(Ok(e))
@@ -563,7 +603,10 @@ mod tests {
             assert_eq!(e.version, 2);
             assert_eq!(e.hook, Some(0x1024));
             assert_eq!(e.opcode, Some(0x24));
-            assert_eq!((e.pid, e.tid, e.timestamp), (Some(55), Some(77), Some(123_456)));
+            assert_eq!(
+                (e.pid, e.tid, e.timestamp),
+                (Some(55), Some(77), Some(123_456))
+            );
             assert_eq!(e.payload, &[0x11; 20], "pmc {pmc} pebs {pebs}");
             assert_eq!(e.cpu, 3);
             assert!(it.next().is_none());

@@ -1,0 +1,831 @@
+//! Typed heap records (HeapTraceProvider, kernel group 0x10, opcodes 32–58) and the
+//! HeapRange events (PageFault group, opcodes 100–104), decoded to the byte from the
+//! layouts in the shared heap-events notes §1.4. Pointer width comes from each record's
+//! header, never from the file.
+
+use crate::etl::bytes::{ptr_at, u32_at};
+use crate::etl::kernel::{GROUP_HEAP, GROUP_PAGE_FAULT};
+use crate::etl::{Event, HeaderKind};
+use serde::Serialize;
+use std::fmt;
+
+/// Where the heap manager served a block from (the event's Source field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Source(pub u32);
+
+impl Source {
+    pub const LOOKASIDE: Source = Source(1);
+    pub const LFH: Source = Source(2);
+    pub const MAIN: Source = Source(3);
+    pub const SLOW: Source = Source(4);
+    pub const INVALID: Source = Source(5);
+    pub const SEGMENT: Source = Source(6);
+
+    /// Short name (`lookaside`, `lfh`, `main`, `slow`, `invalid`, `segment`); unknown
+    /// values have none and are kept as numbers.
+    pub fn name(&self) -> Option<&'static str> {
+        Some(match self.0 {
+            1 => "lookaside",
+            2 => "lfh",
+            3 => "main",
+            4 => "slow",
+            5 => "invalid",
+            6 => "segment",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// Heap opcodes (event types of group 0x10).
+pub mod op {
+    pub const CREATE: u8 = 32;
+    pub const ALLOC: u8 = 33;
+    pub const REALLOC: u8 = 34;
+    pub const DESTROY: u8 = 35;
+    pub const FREE: u8 = 36;
+    pub const EXPAND: u8 = 37;
+    pub const SNAPSHOT: u8 = 38;
+    pub const CREATE_SNAPSHOT: u8 = 39;
+    pub const DESTROY_SNAPSHOT: u8 = 40;
+    pub const EXTEND_SNAPSHOT: u8 = 41;
+    pub const CONTRACT: u8 = 42;
+    pub const LOCK: u8 = 43;
+    pub const UNLOCK: u8 = 44;
+    pub const VALIDATE: u8 = 45;
+    pub const WALK: u8 = 46;
+    pub const SUBSEGMENT_ALLOC: u8 = 47;
+    pub const SUBSEGMENT_FREE: u8 = 48;
+    pub const SUBSEGMENT_ALLOC_CACHED: u8 = 49;
+    pub const SUBSEGMENT_FREE_CACHED: u8 = 50;
+    pub const COMMIT: u8 = 51;
+    pub const DECOMMIT: u8 = 52;
+    pub const SUBSEGMENT_INIT: u8 = 53;
+    pub const AFFINITY_MANAGER_ENABLE: u8 = 54;
+    pub const AFFINITY_SLOT_ASSIGNED: u8 = 55;
+    pub const SUBSEGMENT_ACTIVATED: u8 = 56;
+    pub const AFFINITY_SLOT_CHANGED: u8 = 57;
+    pub const SUBSEGMENT_REUSE_THRESHOLD: u8 = 58;
+    /// HeapRange events (PageFault group): 100 rundown … 104 destroy.
+    pub const RANGE_RUNDOWN: u8 = 100;
+    pub const RANGE_CREATE: u8 = 101;
+    pub const RANGE_RESERVE: u8 = 102;
+    pub const RANGE_RELEASE: u8 = 103;
+    pub const RANGE_DESTROY: u8 = 104;
+}
+
+/// Name of a heap opcode (PerfView's names), for the database's lookup table.
+pub fn opcode_name(opcode: u8) -> Option<&'static str> {
+    Some(match opcode {
+        32 => "Create",
+        33 => "Alloc",
+        34 => "ReAlloc",
+        35 => "Destroy",
+        36 => "Free",
+        37 => "Expand",
+        38 => "SnapShot",
+        39 => "CreateSnapshot",
+        40 => "DestroySnapshot",
+        41 => "ExtendSnapshot",
+        42 => "Contract",
+        43 => "Lock",
+        44 => "Unlock",
+        45 => "Validate",
+        46 => "Walk",
+        47 => "SubsegmentAlloc",
+        48 => "SubsegmentFree",
+        49 => "SubsegmentAllocCached",
+        50 => "SubsegmentFreeCached",
+        51 => "Commit",
+        52 => "Decommit",
+        53 => "SubsegmentInit",
+        54 => "AffinityManagerEnable",
+        55 => "AffinitySlotAssigned",
+        56 => "SubSegmentActivated",
+        57 => "AffinitySlotChanged",
+        58 => "SubsegmentReuseThresholdActivated",
+        100 => "RangeRundown",
+        101 => "RangeCreate",
+        102 => "RangeReserve",
+        103 => "RangeRelease",
+        104 => "RangeDestroy",
+        _ => return None,
+    })
+}
+
+/// Versions seen in the OS's own manifest for each opcode (notes §1.2). Other versions
+/// are decoded by their known prefix and counted as "unknown version".
+pub fn is_known_version(opcode: u8, version: u16) -> bool {
+    match opcode {
+        op::CREATE | op::SNAPSHOT => version == 2 || version == 3,
+        op::EXPAND | op::CONTRACT => version == 3 || version == 2,
+        32..=58 => version == 2,
+        100..=104 => version <= 2,
+        _ => false,
+    }
+}
+
+/// Heap space counters shared by Expand, Contract and SnapShot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SpaceInfo {
+    pub free_space: u64,
+    pub committed_space: u64,
+    pub reserved_space: u64,
+    /// Only in version 3 records.
+    pub allocated_space: Option<u64>,
+}
+
+/// A heap SnapShot record (opcodes 38–41).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub opcode: u8,
+    pub heap: u64,
+    pub space: SpaceInfo,
+    pub heap_flags: u32,
+    pub process_id: u32,
+    pub large_ucr_space: u64,
+    pub free_list_length: u32,
+    pub ucr_length: u32,
+}
+
+/// One heap record, typed by opcode. Addresses and sizes are zero-extended to 64 bits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind")]
+pub enum HeapRecord {
+    Create {
+        heap: u64,
+        flags: u32,
+        /// Version 3 only.
+        reserve_size: Option<u64>,
+        commit_size: Option<u64>,
+        allocated_size: Option<u64>,
+    },
+    Alloc {
+        heap: u64,
+        size: u64,
+        address: u64,
+        source: Source,
+    },
+    ReAlloc {
+        heap: u64,
+        new_address: u64,
+        old_address: u64,
+        new_size: u64,
+        old_size: u64,
+        source: Source,
+    },
+    Free {
+        heap: u64,
+        address: u64,
+        source: Source,
+    },
+    /// Destroy, Lock, Unlock, Validate, Walk: the heap handle only.
+    HeapOnly {
+        opcode: u8,
+        heap: u64,
+    },
+    Expand {
+        heap: u64,
+        size: u64,
+        address: u64,
+        ucr_count: u32,
+        space: Box<SpaceInfo>,
+    },
+    Contract {
+        heap: u64,
+        size: u64,
+        address: u64,
+        ucr_count: u32,
+        space: Box<SpaceInfo>,
+    },
+    /// SnapShot and the ntwmi-only CreateSnapshot/DestroySnapshot/ExtendSnapshot.
+    /// Boxed: rare, and large enough to double the size of every record otherwise.
+    Snapshot(Box<Snapshot>),
+    /// SubsegmentAlloc/Free/AllocCached/FreeCached.
+    Subsegment {
+        opcode: u8,
+        heap: u64,
+        subsegment: u64,
+        subsegment_size: u64,
+        block_size: u64,
+    },
+    /// Commit / Decommit.
+    CommitDecommit {
+        opcode: u8,
+        heap: u64,
+        block: u64,
+        size: u64,
+        caller: u32,
+    },
+    SubsegmentInit {
+        heap: u64,
+        subsegment: u64,
+        block_size: u64,
+        block_count: u64,
+        affinity_index: u32,
+    },
+    AffinityManagerEnable {
+        heap: u64,
+        bucket_index: u32,
+    },
+    AffinitySlotAssigned {
+        slot_index: u32,
+    },
+    SubsegmentActivated {
+        heap: u64,
+        subsegment: u64,
+    },
+    AffinitySlotChanged {
+        heap: u64,
+        subsegment: u64,
+        slot_index: u32,
+    },
+    SubsegmentReuseThreshold {
+        heap: u64,
+        subsegment: u64,
+        bucket_index: u32,
+    },
+    RangeCreate {
+        heap: u64,
+        first_range_size: u64,
+        flags: u32,
+    },
+    /// RangeReserve / RangeRelease.
+    Range {
+        opcode: u8,
+        heap: u64,
+        address: u64,
+        size: u64,
+    },
+    RangeDestroy {
+        heap: u64,
+    },
+    RangeRundown {
+        heap: u64,
+        flags: u32,
+        process_id: u32,
+        ranges: Vec<(u64, u64)>,
+    },
+}
+
+/// The columns every heap event shares in the database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Columns {
+    pub heap: u64,
+    pub address: Option<u64>,
+    pub old_address: Option<u64>,
+    pub size: Option<u64>,
+    pub old_size: Option<u64>,
+    pub source: Option<u32>,
+}
+
+impl HeapRecord {
+    pub fn opcode(&self) -> u8 {
+        match self {
+            HeapRecord::Create { .. } => op::CREATE,
+            HeapRecord::Alloc { .. } => op::ALLOC,
+            HeapRecord::ReAlloc { .. } => op::REALLOC,
+            HeapRecord::Free { .. } => op::FREE,
+            HeapRecord::Snapshot(s) => s.opcode,
+            HeapRecord::HeapOnly { opcode, .. }
+            | HeapRecord::Subsegment { opcode, .. }
+            | HeapRecord::CommitDecommit { opcode, .. }
+            | HeapRecord::Range { opcode, .. } => *opcode,
+            HeapRecord::Expand { .. } => op::EXPAND,
+            HeapRecord::Contract { .. } => op::CONTRACT,
+            HeapRecord::SubsegmentInit { .. } => op::SUBSEGMENT_INIT,
+            HeapRecord::AffinityManagerEnable { .. } => op::AFFINITY_MANAGER_ENABLE,
+            HeapRecord::AffinitySlotAssigned { .. } => op::AFFINITY_SLOT_ASSIGNED,
+            HeapRecord::SubsegmentActivated { .. } => op::SUBSEGMENT_ACTIVATED,
+            HeapRecord::AffinitySlotChanged { .. } => op::AFFINITY_SLOT_CHANGED,
+            HeapRecord::SubsegmentReuseThreshold { .. } => op::SUBSEGMENT_REUSE_THRESHOLD,
+            HeapRecord::RangeCreate { .. } => op::RANGE_CREATE,
+            HeapRecord::RangeDestroy { .. } => op::RANGE_DESTROY,
+            HeapRecord::RangeRundown { .. } => op::RANGE_RUNDOWN,
+        }
+    }
+
+    /// Flattens the record into the shared columns (heap, address, old address, size,
+    /// old size, source); fields a record does not have are `None`.
+    pub fn columns(&self) -> Columns {
+        let mut c = Columns::default();
+        match *self {
+            HeapRecord::Create {
+                heap, reserve_size, ..
+            } => {
+                c.heap = heap;
+                c.size = reserve_size;
+            }
+            HeapRecord::Alloc {
+                heap,
+                size,
+                address,
+                source,
+            } => {
+                c = Columns {
+                    heap,
+                    address: Some(address),
+                    size: Some(size),
+                    source: Some(source.0),
+                    ..c
+                };
+            }
+            HeapRecord::ReAlloc {
+                heap,
+                new_address,
+                old_address,
+                new_size,
+                old_size,
+                source,
+            } => {
+                c = Columns {
+                    heap,
+                    address: Some(new_address),
+                    old_address: Some(old_address),
+                    size: Some(new_size),
+                    old_size: Some(old_size),
+                    source: Some(source.0),
+                };
+            }
+            HeapRecord::Free {
+                heap,
+                address,
+                source,
+            } => {
+                c = Columns {
+                    heap,
+                    address: Some(address),
+                    source: Some(source.0),
+                    ..c
+                };
+            }
+            HeapRecord::HeapOnly { heap, .. }
+            | HeapRecord::AffinityManagerEnable { heap, .. }
+            | HeapRecord::RangeDestroy { heap }
+            | HeapRecord::RangeRundown { heap, .. } => c.heap = heap,
+            HeapRecord::Expand {
+                heap,
+                size,
+                address,
+                ..
+            }
+            | HeapRecord::Contract {
+                heap,
+                size,
+                address,
+                ..
+            } => {
+                c = Columns {
+                    heap,
+                    address: Some(address),
+                    size: Some(size),
+                    ..c
+                };
+            }
+            HeapRecord::Snapshot(ref s) => {
+                c.heap = s.heap;
+                c.size = Some(s.space.committed_space);
+            }
+            HeapRecord::Subsegment {
+                heap,
+                subsegment,
+                subsegment_size,
+                ..
+            } => {
+                c = Columns {
+                    heap,
+                    address: Some(subsegment),
+                    size: Some(subsegment_size),
+                    ..c
+                };
+            }
+            HeapRecord::CommitDecommit {
+                heap, block, size, ..
+            } => {
+                c = Columns {
+                    heap,
+                    address: Some(block),
+                    size: Some(size),
+                    ..c
+                };
+            }
+            HeapRecord::SubsegmentInit {
+                heap,
+                subsegment,
+                block_size,
+                ..
+            } => {
+                c = Columns {
+                    heap,
+                    address: Some(subsegment),
+                    size: Some(block_size),
+                    ..c
+                };
+            }
+            HeapRecord::AffinitySlotAssigned { .. } => {}
+            HeapRecord::SubsegmentActivated { heap, subsegment }
+            | HeapRecord::AffinitySlotChanged {
+                heap, subsegment, ..
+            }
+            | HeapRecord::SubsegmentReuseThreshold {
+                heap, subsegment, ..
+            } => {
+                c.heap = heap;
+                c.address = Some(subsegment);
+            }
+            HeapRecord::RangeCreate {
+                heap,
+                first_range_size,
+                ..
+            } => {
+                c.heap = heap;
+                c.size = Some(first_range_size);
+            }
+            HeapRecord::Range {
+                heap,
+                address,
+                size,
+                ..
+            } => {
+                c = Columns {
+                    heap,
+                    address: Some(address),
+                    size: Some(size),
+                    ..c
+                };
+            }
+        }
+        c
+    }
+}
+
+/// Where and when a heap event happened: the header fields every record carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EventInfo {
+    pub opcode: u8,
+    pub version: u16,
+    pub pid: u32,
+    pub tid: u32,
+    pub cpu: u16,
+    pub ts_raw: u64,
+    pub pointer_size: u8,
+    pub offset: u64,
+}
+
+/// A decoded heap event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeapEvent {
+    #[serde(flatten)]
+    pub info: EventInfo,
+    pub record: HeapRecord,
+}
+
+/// Why a heap record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeapError {
+    #[error(
+        "heap {name} record (opcode {opcode}, {ptr}-bit) is {have} bytes, its layout needs {need}"
+    )]
+    Short {
+        opcode: u8,
+        name: &'static str,
+        ptr: u8,
+        have: usize,
+        need: usize,
+    },
+    #[error("unknown heap opcode {0}")]
+    UnknownOpcode(u8),
+    #[error("heap record with a {0} header has no pointer size")]
+    NoPointerSize(&'static str),
+}
+
+/// Is this event one of the heap provider's (group 0x10), or a HeapRange event?
+#[inline]
+pub fn is_heap_event(e: &Event<'_>) -> bool {
+    match e.hook {
+        Some(hook) => {
+            let group = (hook >> 8) as u8;
+            group == GROUP_HEAP
+                || (group == GROUP_PAGE_FAULT && (100..=104).contains(&(hook as u8)))
+        }
+        None => false,
+    }
+}
+
+/// A sequential reader of packed fields with the record's pointer width.
+struct Fields<'a> {
+    b: &'a [u8],
+    pos: usize,
+    ptr: u8,
+    short: bool,
+}
+
+impl<'a> Fields<'a> {
+    #[inline(always)]
+    fn ptr(&mut self) -> u64 {
+        let v = ptr_at(self.b, self.pos, self.ptr);
+        self.pos += self.ptr as usize;
+        v.unwrap_or_else(|| {
+            self.short = true;
+            0
+        })
+    }
+    #[inline(always)]
+    fn u32(&mut self) -> u32 {
+        let v = u32_at(self.b, self.pos);
+        self.pos += 4;
+        v.unwrap_or_else(|| {
+            self.short = true;
+            0
+        })
+    }
+}
+
+/// Decodes a heap (or HeapRange) event. Returns `None` for events of other providers.
+/// Records longer than their layout are accepted (padding, newer fields); shorter ones
+/// are an error for that record.
+#[inline]
+pub fn decode(e: &Event<'_>) -> Option<Result<HeapEvent, HeapError>> {
+    if !is_heap_event(e) {
+        return None;
+    }
+    let hook = e.hook.unwrap_or(0);
+    let group = (hook >> 8) as u8;
+    let opcode = hook as u8;
+    Some(
+        decode_payload(group, opcode, e.version, e.pointer_size, e.kind, e.payload).map(|record| {
+            HeapEvent {
+                info: EventInfo {
+                    opcode,
+                    version: e.version,
+                    pid: e.pid.unwrap_or(u32::MAX),
+                    tid: e.tid.unwrap_or(u32::MAX),
+                    cpu: e.cpu,
+                    ts_raw: e.timestamp.unwrap_or(0),
+                    pointer_size: e.pointer_size,
+                    offset: e.offset(),
+                },
+                record,
+            }
+        }),
+    )
+}
+
+/// Decodes a heap payload given its group, opcode, version and pointer size.
+#[inline]
+pub fn decode_payload(
+    group: u8,
+    opcode: u8,
+    version: u16,
+    ptr: u8,
+    kind: HeaderKind,
+    payload: &[u8],
+) -> Result<HeapRecord, HeapError> {
+    if ptr != 4 && ptr != 8 {
+        return Err(HeapError::NoPointerSize(kind.name()));
+    }
+    let mut f = Fields {
+        b: payload,
+        pos: 0,
+        ptr,
+        short: false,
+    };
+    let rec = if group == GROUP_PAGE_FAULT {
+        match opcode {
+            op::RANGE_CREATE => HeapRecord::RangeCreate {
+                heap: f.ptr(),
+                first_range_size: f.ptr(),
+                flags: f.u32(),
+            },
+            op::RANGE_RESERVE | op::RANGE_RELEASE => HeapRecord::Range {
+                opcode,
+                heap: f.ptr(),
+                address: f.ptr(),
+                size: f.ptr(),
+            },
+            op::RANGE_DESTROY => HeapRecord::RangeDestroy { heap: f.ptr() },
+            op::RANGE_RUNDOWN => {
+                let heap = f.ptr();
+                let flags = f.u32();
+                let process_id = f.u32();
+                let count = f.u32();
+                let _reserved = f.u32();
+                let mut ranges = Vec::new();
+                if !f.short {
+                    // Bounded by the payload, not by the (untrusted) count.
+                    let per = 2 * ptr as usize;
+                    let avail = (payload.len().saturating_sub(f.pos)) / per;
+                    for _ in 0..(count as usize).min(avail) {
+                        ranges.push((f.ptr(), f.ptr()));
+                    }
+                    if (count as usize) > avail {
+                        f.short = true;
+                    }
+                }
+                HeapRecord::RangeRundown {
+                    heap,
+                    flags,
+                    process_id,
+                    ranges,
+                }
+            }
+            _ => return Err(HeapError::UnknownOpcode(opcode)),
+        }
+    } else {
+        match opcode {
+            op::CREATE => {
+                let heap = f.ptr();
+                let flags = f.u32();
+                // v3 adds three sizes; older/newer versions: take what is there.
+                let (reserve_size, commit_size, allocated_size) = if version >= 3 {
+                    (Some(f.ptr()), Some(f.ptr()), Some(f.ptr()))
+                } else {
+                    (None, None, None)
+                };
+                HeapRecord::Create {
+                    heap,
+                    flags,
+                    reserve_size,
+                    commit_size,
+                    allocated_size,
+                }
+            }
+            op::ALLOC => HeapRecord::Alloc {
+                heap: f.ptr(),
+                size: f.ptr(),
+                address: f.ptr(),
+                source: Source(f.u32()),
+            },
+            op::REALLOC => HeapRecord::ReAlloc {
+                heap: f.ptr(),
+                new_address: f.ptr(),
+                old_address: f.ptr(),
+                new_size: f.ptr(),
+                old_size: f.ptr(),
+                source: Source(f.u32()),
+            },
+            op::FREE => HeapRecord::Free {
+                heap: f.ptr(),
+                address: f.ptr(),
+                source: Source(f.u32()),
+            },
+            op::DESTROY | op::LOCK | op::UNLOCK | op::VALIDATE | op::WALK => HeapRecord::HeapOnly {
+                opcode,
+                heap: f.ptr(),
+            },
+            op::EXPAND | op::CONTRACT => {
+                let heap = f.ptr();
+                let size = f.ptr();
+                let address = f.ptr();
+                let free_space = f.ptr();
+                let committed_space = f.ptr();
+                let reserved_space = f.ptr();
+                let ucr_count = f.u32();
+                let allocated_space = if version >= 3 { Some(f.ptr()) } else { None };
+                let space = Box::new(SpaceInfo {
+                    free_space,
+                    committed_space,
+                    reserved_space,
+                    allocated_space,
+                });
+                if opcode == op::EXPAND {
+                    HeapRecord::Expand {
+                        heap,
+                        size,
+                        address,
+                        ucr_count,
+                        space,
+                    }
+                } else {
+                    HeapRecord::Contract {
+                        heap,
+                        size,
+                        address,
+                        ucr_count,
+                        space,
+                    }
+                }
+            }
+            op::SNAPSHOT | op::CREATE_SNAPSHOT | op::DESTROY_SNAPSHOT | op::EXTEND_SNAPSHOT => {
+                let heap = f.ptr();
+                let free_space = f.ptr();
+                let committed_space = f.ptr();
+                let reserved_space = f.ptr();
+                let heap_flags = f.u32();
+                let process_id = f.u32();
+                let large_ucr_space = f.ptr();
+                let free_list_length = f.u32();
+                let ucr_length = f.u32();
+                let allocated_space = if version >= 3 { Some(f.ptr()) } else { None };
+                HeapRecord::Snapshot(Box::new(Snapshot {
+                    opcode,
+                    heap,
+                    space: SpaceInfo {
+                        free_space,
+                        committed_space,
+                        reserved_space,
+                        allocated_space,
+                    },
+                    heap_flags,
+                    process_id,
+                    large_ucr_space,
+                    free_list_length,
+                    ucr_length,
+                }))
+            }
+            op::SUBSEGMENT_ALLOC
+            | op::SUBSEGMENT_FREE
+            | op::SUBSEGMENT_ALLOC_CACHED
+            | op::SUBSEGMENT_FREE_CACHED => HeapRecord::Subsegment {
+                opcode,
+                heap: f.ptr(),
+                subsegment: f.ptr(),
+                subsegment_size: f.ptr(),
+                block_size: f.ptr(),
+            },
+            op::COMMIT | op::DECOMMIT => HeapRecord::CommitDecommit {
+                opcode,
+                heap: f.ptr(),
+                block: f.ptr(),
+                size: f.ptr(),
+                caller: f.u32(),
+            },
+            op::SUBSEGMENT_INIT => HeapRecord::SubsegmentInit {
+                heap: f.ptr(),
+                subsegment: f.ptr(),
+                block_size: f.ptr(),
+                block_count: f.ptr(),
+                affinity_index: f.u32(),
+            },
+            op::AFFINITY_MANAGER_ENABLE => HeapRecord::AffinityManagerEnable {
+                heap: f.ptr(),
+                bucket_index: f.u32(),
+            },
+            op::AFFINITY_SLOT_ASSIGNED => HeapRecord::AffinitySlotAssigned {
+                slot_index: f.u32(),
+            },
+            op::SUBSEGMENT_ACTIVATED => HeapRecord::SubsegmentActivated {
+                heap: f.ptr(),
+                subsegment: f.ptr(),
+            },
+            op::AFFINITY_SLOT_CHANGED => HeapRecord::AffinitySlotChanged {
+                heap: f.ptr(),
+                subsegment: f.ptr(),
+                slot_index: f.u32(),
+            },
+            op::SUBSEGMENT_REUSE_THRESHOLD => HeapRecord::SubsegmentReuseThreshold {
+                heap: f.ptr(),
+                subsegment: f.ptr(),
+                bucket_index: f.u32(),
+            },
+            _ => return Err(HeapError::UnknownOpcode(opcode)),
+        }
+    };
+    if f.short {
+        return Err(HeapError::Short {
+            opcode,
+            name: opcode_name(opcode).unwrap_or("unknown"),
+            ptr: ptr * 8,
+            have: payload.len(),
+            need: layout_size(opcode, version, ptr).max(f.pos),
+        });
+    }
+    Ok(rec)
+}
+
+/// Bytes a record's layout needs (notes §1.4), for messages and the synthesizer.
+pub fn layout_size(opcode: u8, version: u16, ptr: u8) -> usize {
+    let p = ptr as usize;
+    match opcode {
+        op::CREATE if version >= 3 => 4 * p + 4,
+        op::CREATE => p + 4,
+        op::ALLOC => 3 * p + 4,
+        op::REALLOC => 5 * p + 4,
+        op::FREE => 2 * p + 4,
+        op::DESTROY | op::LOCK | op::UNLOCK | op::VALIDATE | op::WALK => p,
+        op::EXPAND | op::CONTRACT if version >= 3 => 7 * p + 4,
+        op::EXPAND | op::CONTRACT => 6 * p + 4,
+        op::SNAPSHOT..=op::EXTEND_SNAPSHOT if version >= 3 => 6 * p + 16,
+        op::SNAPSHOT..=op::EXTEND_SNAPSHOT => 5 * p + 16,
+        op::SUBSEGMENT_ALLOC..=op::SUBSEGMENT_FREE_CACHED => 4 * p,
+        op::COMMIT | op::DECOMMIT => 3 * p + 4,
+        op::SUBSEGMENT_INIT => 4 * p + 4,
+        op::AFFINITY_MANAGER_ENABLE => p + 4,
+        op::AFFINITY_SLOT_ASSIGNED => 4,
+        op::SUBSEGMENT_ACTIVATED => 2 * p,
+        op::AFFINITY_SLOT_CHANGED | op::SUBSEGMENT_REUSE_THRESHOLD => 2 * p + 4,
+        op::RANGE_CREATE => 2 * p + 4,
+        op::RANGE_RESERVE | op::RANGE_RELEASE => 3 * p,
+        op::RANGE_DESTROY => p,
+        op::RANGE_RUNDOWN => p + 16,
+        _ => 0,
+    }
+}
