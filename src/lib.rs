@@ -3,6 +3,8 @@
 //! Data flows one way: file → buffers → events ([`etl`]) → heap records → rows.
 
 pub mod cli;
+pub mod db;
 pub mod etl;
 pub mod heap;
+pub mod ingest;
 pub mod synth;

@@ -2,6 +2,7 @@
 //! its own module and reads like its `--help`.
 
 mod dump;
+mod ingest;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,9 @@ pub enum Command {
     /// Write synthetic heap captures (.etl) that look like a merged xperf/WPR heap
     /// trace, with a manifest of what they hold.
     Synth(synth::SynthArgs),
+    /// Load captures (.etl files, directories, globs) into the SQLite database:
+    /// parallel, idempotent, resumable.
+    Ingest(ingest::IngestArgs),
 }
 
 /// Entry point of the binary.
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Dump(args) => dump::run(args, cli.quiet),
         Command::Synth(args) => synth::run(args, cli.quiet),
+        Command::Ingest(args) => ingest::run(args, cli.quiet),
     };
     ExitCode::from(code)
 }

@@ -588,7 +588,7 @@ mod tests {
         r.extend_from_slice(&55u32.to_le_bytes()); // pid
         r.extend_from_slice(&123_456u64.to_le_bytes());
         r.extend_from_slice(&[0; 8]); // kernel/user time
-        r.extend(std::iter::repeat(0xEE).take(extra));
+        r.extend(std::iter::repeat_n(0xEE, extra));
         r.extend_from_slice(&payload);
         r.resize(crate::etl::bytes::align8(r.len()), 0xAB);
         r

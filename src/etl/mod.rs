@@ -191,4 +191,30 @@ impl MappedFile {
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
+
+    /// Drops the pages of `[start, end)` from this process's resident memory once they
+    /// have been read, so a multi-GB capture does not grow the process. The bytes stay
+    /// readable: touching them again reads them back from the file (page cache).
+    pub fn release(&self, start: u64, end: u64) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            const PAGE: u64 = 4096;
+            let start = start.div_ceil(PAGE) * PAGE;
+            let end = end.min(map.len() as u64) / PAGE * PAGE;
+            if end > start {
+                // SAFETY: the mapping is a read-only shared file mapping; MADV_DONTNEED
+                // only drops page-table entries, later reads fault the file's pages in
+                // again, so no reference into the map ever sees changed or freed memory.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start as usize,
+                        (end - start) as usize,
+                    )
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (start, end);
+    }
 }

@@ -108,8 +108,54 @@ pub struct Batch {
 /// Returns the key table and the defined stacks. Cheap: only StackWalk records are
 /// decoded, buffers in parallel.
 pub fn key_definitions(file: &EtlFile<'_>) -> (KeyTable, Vec<(i64, Vec<u64>)>) {
-    let buffers: Vec<Buffer<'_>> = file.buffers().filter_map(Result::ok).collect();
-    let defs: Vec<(u64, u64, i64, Vec<u64>)> = buffers
+    key_definitions_windowed(file, usize::MAX, |_, _| {})
+}
+
+/// [`key_definitions`], `window` buffers at a time; `window_done(start, end)` is called
+/// with the file range of each window once it has been read.
+pub fn key_definitions_windowed<F>(
+    file: &EtlFile<'_>,
+    window: usize,
+    mut window_done: F,
+) -> (KeyTable, Vec<(i64, Vec<u64>)>)
+where
+    F: FnMut(u64, u64),
+{
+    let mut defs: Vec<(u64, u64, i64, Vec<u64>)> = Vec::new();
+    let mut pending: Vec<Buffer<'_>> = Vec::new();
+    let mut flush = |pending: &mut Vec<Buffer<'_>>, defs: &mut Vec<(u64, u64, i64, Vec<u64>)>| {
+        if pending.is_empty() {
+            return;
+        }
+        defs.extend(key_defs_of(pending));
+        let start = pending[0].offset;
+        let last = pending[pending.len() - 1];
+        window_done(start, last.offset + last.header.buffer_size() as u64);
+        pending.clear();
+    };
+    for b in file.buffers().flatten() {
+        pending.push(b);
+        if pending.len() >= window {
+            flush(&mut pending, &mut defs);
+        }
+    }
+    flush(&mut pending, &mut defs);
+    let mut table = KeyTable::default();
+    let mut stacks = Vec::new();
+    let mut seen = HashSet::new();
+    for (key, ts, id, frames) in defs {
+        table.add(key, ts, id);
+        if seen.insert(id) {
+            stacks.push((id, frames));
+        }
+    }
+    table.finish();
+    stacks.sort_by_key(|s| s.0);
+    (table, stacks)
+}
+
+fn key_defs_of(buffers: &[Buffer<'_>]) -> Vec<(u64, u64, i64, Vec<u64>)> {
+    buffers
         .par_iter()
         .fold(
             || (Vec::new(), Vec::new()),
@@ -132,19 +178,7 @@ pub fn key_definitions(file: &EtlFile<'_>) -> (KeyTable, Vec<(i64, Vec<u64>)>) {
         .reduce(Vec::new, |mut a, b| {
             a.extend(b);
             a
-        });
-    let mut table = KeyTable::default();
-    let mut stacks = Vec::new();
-    let mut seen = HashSet::new();
-    for (key, ts, id, frames) in defs {
-        table.add(key, ts, id);
-        if seen.insert(id) {
-            stacks.push((id, frames));
-        }
-    }
-    table.finish();
-    stacks.sort_by_key(|s| s.0);
-    (table, stacks)
+        })
 }
 
 /// Recent events of a CPU's stream, to match the StackWalk records that follow them
@@ -520,17 +554,36 @@ fn link_moving_realloc(mut held: Option<&mut Batch>, cur: &mut Batch) -> bool {
 /// final batch. Batches are produced per window of `window` buffers (CPU streams in
 /// parallel inside a window) and handed to `sink` in a deterministic order: by buffer
 /// index within each window's released set.
-pub fn decode_buffers<F>(file: &EtlFile<'_>, keys: &KeyTable, window: usize, mut sink: F)
+pub fn decode_buffers<F>(file: &EtlFile<'_>, keys: &KeyTable, window: usize, sink: F)
 where
     F: FnMut(Batch),
+{
+    decode_buffers_windowed(file, keys, window, sink, |_, _| {});
+}
+
+/// [`decode_buffers`], calling `window_done(start, end)` with the file range of each
+/// window once its bytes are no longer needed.
+pub fn decode_buffers_windowed<F, W>(
+    file: &EtlFile<'_>,
+    keys: &KeyTable,
+    window: usize,
+    mut sink: F,
+    mut window_done: W,
+) where
+    F: FnMut(Batch),
+    W: FnMut(u64, u64),
 {
     let mut streams: BTreeMap<u16, (CpuStream, Vec<u8>)> = BTreeMap::new();
     let mut pending: Vec<Buffer<'_>> = Vec::with_capacity(window);
     let mut pre_problems = Vec::new();
-    let run = |pending: &mut Vec<Buffer<'_>>,
-               streams: &mut BTreeMap<u16, (CpuStream, Vec<u8>)>,
-               sink: &mut F,
-               last: bool| {
+    let mut run = |pending: &mut Vec<Buffer<'_>>,
+                   streams: &mut BTreeMap<u16, (CpuStream, Vec<u8>)>,
+                   sink: &mut F,
+                   last: bool| {
+        let range = match (pending.first(), pending.last()) {
+            (Some(f), Some(l)) => Some((f.offset, l.offset + l.header.buffer_size() as u64)),
+            _ => None,
+        };
         let mut by_cpu: BTreeMap<u16, Vec<Buffer<'_>>> = BTreeMap::new();
         for b in pending.drain(..) {
             by_cpu.entry(b.header.cpu()).or_default().push(b);
@@ -557,6 +610,9 @@ where
             })
             .collect();
         out.sort_by_key(|b| b.buffer_index);
+        if let Some((start, end)) = range {
+            window_done(start, end);
+        }
         for b in out {
             sink(b);
         }

@@ -1,0 +1,190 @@
+-- heapdb schema, version 1: tables.
+--
+-- One SQLite database holds the heap history of many captures (.etl files). heapdb
+-- applies this file when it creates a database and records the schema version in
+-- PRAGMA user_version; any SQLite client can read the database.
+--
+-- Conventions
+--   * Times: `time_ns` is UTC nanoseconds since 1970-01-01 (INTEGER); `ts_raw` is the
+--     event's raw timestamp in the capture's session clock (QPC ticks, usually 100 ns).
+--     The views format times as RFC 3339 text.
+--   * Addresses and sizes (heap handles, block addresses, image bases) are stored as
+--     INTEGER holding the unsigned 64-bit value. User-mode heap addresses are always
+--     below 2^63, so `=`, BETWEEN, < and ORDER BY work on them in plain SQL; a value of
+--     2^63 or more (a kernel address, only in stacks and images) reads back as its
+--     two's-complement negative, and printf('0x%016x', x) still prints it right. The
+--     views show every address in hex (`*_hex` columns).
+--   * Source: where the heap manager served the block (see `sources`).
+--   * pid/tid: Windows process and thread ids as logged.
+
+-- One row per ingested capture (.etl file).
+CREATE TABLE IF NOT EXISTS captures (
+    capture_id      INTEGER PRIMARY KEY,   -- id used by every other table
+    path            TEXT NOT NULL,         -- path given to `heapdb ingest` (first seen)
+    file_name       TEXT NOT NULL,         -- last component of path
+    size_bytes      INTEGER NOT NULL,      -- file size
+    fingerprint     TEXT NOT NULL UNIQUE,  -- BLAKE3 of the whole file, hex: the same capture under another path is skipped
+    os_version      TEXT,                  -- Windows version of the traced machine, e.g. '10.0'
+    os_build        INTEGER,               -- Windows build number, e.g. 22631
+    pointer_size    INTEGER,               -- session pointer size in bytes (4 or 8); records can differ (WOW64)
+    cpu_count       INTEGER,               -- logical processors of the traced machine
+    clock_type      TEXT,                  -- raw timestamp clock: 'qpc', 'system_time', 'cpu_cycle', 'raw'
+    perf_freq       INTEGER,               -- QPC ticks per second
+    buffer_size     INTEGER,               -- session buffer size in bytes
+    logger_name     TEXT,                  -- ETW session name ('Relogger' for merged files)
+    start_time_ns   INTEGER,               -- session start (logfile header StartTime), UTC ns
+    end_time_ns     INTEGER,               -- session end, UTC ns; NULL when the session was never closed
+    first_event_ns  INTEGER,               -- time of the first heap event
+    last_event_ns   INTEGER,               -- time of the last heap event
+    events_lost     INTEGER,               -- events the session lost (logfile header): > 0 means incomplete data
+    buffers_lost    INTEGER,               -- buffers the session lost (logfile header)
+    events_seen     INTEGER,               -- records read (all providers)
+    events_decoded  INTEGER,               -- heap events decoded and stored
+    events_skipped  INTEGER,               -- records of other providers (rundown, stacks, ...) not stored as heap events
+    events_bad      INTEGER,               -- corrupt or undecodable records (see ingest_errors)
+    unknown_versions INTEGER,              -- heap events with a version not seen in the OS manifest (decoded by known prefix)
+    records_32bit   INTEGER,               -- heap events with 32-bit pointers (WOW64 processes in a 64-bit capture)
+    stacks_matched  INTEGER,               -- heap events that got a stack
+    stacks_orphan   INTEGER,               -- StackWalk records whose event was not found
+    moving_reallocs_linked INTEGER,        -- moving ReAllocs logged with their internal Alloc + Free (linked)
+    ingest_started  TEXT NOT NULL,         -- when this capture's ingest began (RFC 3339)
+    ingest_finished TEXT,                  -- when it was committed
+    heapdb_version  TEXT NOT NULL,         -- heapdb version that ingested it
+    status          TEXT NOT NULL          -- 'complete', or 'complete_with_errors' when some records were bad
+);
+
+-- Source values of Alloc/ReAlloc/Free (ntwmi MEMORY_FROM_*).
+CREATE TABLE IF NOT EXISTS sources (
+    source      INTEGER PRIMARY KEY,       -- value in the event
+    name        TEXT NOT NULL,             -- short name used by the views and reports
+    description TEXT NOT NULL
+);
+INSERT OR IGNORE INTO sources VALUES
+    (1, 'lookaside', 'lookaside list (pre-LFH front end)'),
+    (2, 'lfh',       'low-fragmentation heap'),
+    (3, 'main',      'main (back-end) code path'),
+    (4, 'slow',      'slow path'),
+    (5, 'invalid',   'invalid'),
+    (6, 'segment',   'segment heap');
+
+-- Heap event kinds (HeapTraceProvider opcodes, and HeapRange 100-104).
+CREATE TABLE IF NOT EXISTS heap_opcodes (
+    opcode INTEGER PRIMARY KEY,            -- event type / opcode
+    name   TEXT NOT NULL                   -- PerfView's event name
+);
+
+-- One row per heap ReAlloc: the core fact table.
+CREATE TABLE IF NOT EXISTS reallocs (
+    id            INTEGER PRIMARY KEY,     -- event id; shares one sequence with heap_events.id
+    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id),
+    time_ns       INTEGER NOT NULL,        -- UTC ns
+    ts_raw        INTEGER NOT NULL,        -- raw session-clock timestamp
+    pid           INTEGER NOT NULL,
+    tid           INTEGER NOT NULL,
+    cpu           INTEGER NOT NULL,        -- CPU whose buffer held the event
+    heap          INTEGER NOT NULL,        -- HeapHandle
+    new_address   INTEGER NOT NULL,        -- NewAddress: the block after the call
+    old_address   INTEGER NOT NULL,        -- OldAddress: the block passed in
+    new_size      INTEGER NOT NULL,        -- NewSize in bytes
+    old_size      INTEGER NOT NULL,        -- OldSize in bytes
+    source        INTEGER NOT NULL,        -- Source (see sources); unknown values kept as numbers
+    moved         INTEGER NOT NULL,        -- 1 when new_address <> old_address (the data was copied)
+    pointer_size  INTEGER NOT NULL,        -- 4 or 8: pointer width of this record
+    stack_id      INTEGER,                 -- stacks.stack_id, NULL when no stack was collected
+    alloc_id      INTEGER,                 -- heap_events.id of the internal Alloc of the new block, when logged
+    free_id       INTEGER,                 -- heap_events.id of the internal Free of the old block, when logged
+    file_offset   INTEGER NOT NULL         -- byte offset of the record in the capture (of its buffer, if compressed)
+);
+
+-- Every other heap event: Alloc, Free, Create, Destroy, Expand, SnapShot, ... and the
+-- HeapRange events. Same keys as reallocs.
+CREATE TABLE IF NOT EXISTS heap_events (
+    id            INTEGER PRIMARY KEY,     -- event id (same sequence as reallocs.id)
+    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id),
+    time_ns       INTEGER NOT NULL,
+    ts_raw        INTEGER NOT NULL,
+    pid           INTEGER NOT NULL,
+    tid           INTEGER NOT NULL,
+    cpu           INTEGER NOT NULL,
+    opcode        INTEGER NOT NULL,        -- heap_opcodes.opcode (33 Alloc, 36 Free, 32 Create, 35 Destroy, ...)
+    heap          INTEGER NOT NULL,        -- HeapHandle (0 for AffinitySlotAssigned, which has none)
+    address       INTEGER,                 -- block (Alloc, Free), subsegment, committed range, ...; NULL if none
+    size          INTEGER,                 -- block size (Alloc), range size, reserve size (Create v3), ...
+    source        INTEGER,                 -- Alloc/Free Source; NULL for other kinds
+    pointer_size  INTEGER NOT NULL,
+    stack_id      INTEGER,                 -- stacks.stack_id when collected (usually Alloc and Create)
+    realloc_internal INTEGER NOT NULL DEFAULT 0, -- 1 when this Alloc/Free was logged inside a moving ReAlloc (see reallocs.alloc_id/free_id): count the operation once
+    extra         TEXT,                    -- JSON of the fields of rarer kinds (Create flags, SnapShot counters, ...)
+    file_offset   INTEGER NOT NULL
+);
+
+-- Call stacks, deduplicated across captures. stack_id is a hash of the frames, the same
+-- in every database.
+CREATE TABLE IF NOT EXISTS stacks (
+    stack_id   INTEGER PRIMARY KEY,
+    depth      INTEGER NOT NULL,           -- number of frames
+    leaf       INTEGER                     -- innermost frame (frame 0)
+);
+
+-- Frames of each stack, innermost first.
+CREATE TABLE IF NOT EXISTS stack_frames (
+    stack_id   INTEGER NOT NULL REFERENCES stacks(stack_id),
+    depth      INTEGER NOT NULL,           -- 0 = innermost
+    address    INTEGER NOT NULL,           -- return address
+    PRIMARY KEY (stack_id, depth)
+) WITHOUT ROWID;
+
+-- Processes seen in the kernel rundown (present when the heap trace was merged with a
+-- kernel trace) or only through their heap events.
+CREATE TABLE IF NOT EXISTS processes (
+    process_row  INTEGER PRIMARY KEY,
+    capture_id   INTEGER NOT NULL REFERENCES captures(capture_id),
+    pid          INTEGER NOT NULL,
+    name         TEXT,                     -- image file name, e.g. 'devenv.exe'; NULL when no rundown named it
+    command_line TEXT,
+    parent_pid   INTEGER,
+    session_id   INTEGER,
+    unique_key   INTEGER,                  -- kernel UniqueProcessKey
+    start_ns     INTEGER,                  -- process start, NULL when it started before the trace
+    end_ns       INTEGER,                  -- process end, NULL when still running at the end
+    seen_as      TEXT NOT NULL             -- 'rundown' (running when the trace started), 'start' (started during it) or 'heap_events_only'
+);
+
+-- Threads seen in the rundown.
+CREATE TABLE IF NOT EXISTS threads (
+    thread_row INTEGER PRIMARY KEY,
+    capture_id INTEGER NOT NULL REFERENCES captures(capture_id),
+    pid        INTEGER NOT NULL,
+    tid        INTEGER NOT NULL,
+    start_ns   INTEGER,                    -- NULL when started before the trace
+    end_ns     INTEGER
+);
+
+-- Loaded images (DLLs, EXEs) per process, with PDB identity for symbolization.
+CREATE TABLE IF NOT EXISTS images (
+    image_row     INTEGER PRIMARY KEY,
+    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id),
+    pid           INTEGER NOT NULL,
+    base          INTEGER NOT NULL,        -- load address
+    size          INTEGER NOT NULL,        -- bytes mapped
+    path          TEXT NOT NULL,           -- kernel (device) path
+    name          TEXT NOT NULL,           -- file name, lowercase, e.g. 'ntdll.dll'
+    checksum      INTEGER,
+    timedatestamp INTEGER,                 -- PE TimeDateStamp
+    pdb_guid      TEXT,                    -- RSDS GUID, from KernelTraceControl DbgID_RSDS
+    pdb_age       INTEGER,
+    pdb_path      TEXT,
+    load_ns       INTEGER,                 -- NULL when loaded before the trace
+    unload_ns     INTEGER
+);
+
+-- Everything that was bad: unreadable files, corrupt buffers and records.
+CREATE TABLE IF NOT EXISTS ingest_errors (
+    error_id    INTEGER PRIMARY KEY,
+    capture_id  INTEGER REFERENCES captures(capture_id), -- NULL when the whole file was refused
+    path        TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,             -- '' when the file could not be read
+    byte_offset INTEGER,                   -- where in the file; NULL when not applicable
+    message     TEXT NOT NULL,
+    UNIQUE (fingerprint, path, byte_offset, message)
+);

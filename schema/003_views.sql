@@ -1,0 +1,97 @@
+-- heapdb schema: views for people. Re-created by every heapdb run (they hold no data),
+-- so they can be improved without a migration.
+
+-- One name per process of a capture (a pid reused within one capture shows the last name).
+DROP VIEW IF EXISTS process_names;
+CREATE VIEW process_names AS
+SELECT capture_id, pid, max(name) AS name, max(command_line) AS command_line
+FROM processes GROUP BY capture_id, pid;
+
+-- Captures with readable times.
+DROP VIEW IF EXISTS captures_v;
+CREATE VIEW captures_v AS
+SELECT capture_id, file_name, path, size_bytes, fingerprint, os_version, os_build,
+       pointer_size, cpu_count, clock_type, logger_name,
+       strftime('%Y-%m-%dT%H:%M:%SZ', start_time_ns / 1000000000, 'unixepoch') AS start_time,
+       strftime('%Y-%m-%dT%H:%M:%SZ', end_time_ns / 1000000000, 'unixepoch') AS end_time,
+       round((coalesce(last_event_ns, start_time_ns) - start_time_ns) / 1e9, 3) AS seconds_traced,
+       events_lost, buffers_lost, events_seen, events_decoded, events_skipped, events_bad,
+       stacks_matched, moving_reallocs_linked, status, ingest_finished, heapdb_version
+FROM captures;
+
+-- Every ReAlloc with hex addresses, source names, process names and the size change.
+DROP VIEW IF EXISTS reallocs_v;
+CREATE VIEW reallocs_v AS
+SELECT r.id,
+       r.capture_id,
+       c.file_name AS capture,
+       strftime('%Y-%m-%dT%H:%M:%S', r.time_ns / 1000000000, 'unixepoch')
+         || printf('.%09dZ', r.time_ns % 1000000000) AS time,
+       r.time_ns,
+       r.pid,
+       p.name AS process,
+       r.tid,
+       r.cpu,
+       printf('0x%x', r.heap) AS heap_hex,
+       printf('0x%x', r.new_address) AS new_address_hex,
+       printf('0x%x', r.old_address) AS old_address_hex,
+       r.new_size,
+       r.old_size,
+       r.new_size - r.old_size AS delta,          -- bytes grown (negative: shrunk)
+       r.moved,                                   -- 1 when the block moved (data copied)
+       CASE WHEN r.moved THEN min(r.new_size, r.old_size) ELSE 0 END AS bytes_copied,
+       coalesce(s.name, CAST(r.source AS TEXT)) AS source,
+       r.source AS source_id,
+       r.stack_id,
+       r.alloc_id IS NOT NULL AS logged_with_alloc_free,
+       r.pointer_size,
+       r.file_offset,
+       r.heap, r.new_address, r.old_address       -- numeric forms, for filters and joins
+FROM reallocs r
+JOIN captures c ON c.capture_id = r.capture_id
+LEFT JOIN sources s ON s.source = r.source
+LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid;
+
+-- Every other heap event, readable.
+DROP VIEW IF EXISTS heap_events_v;
+CREATE VIEW heap_events_v AS
+SELECT e.id,
+       e.capture_id,
+       c.file_name AS capture,
+       strftime('%Y-%m-%dT%H:%M:%S', e.time_ns / 1000000000, 'unixepoch')
+         || printf('.%09dZ', e.time_ns % 1000000000) AS time,
+       e.time_ns,
+       e.pid,
+       p.name AS process,
+       e.tid,
+       e.cpu,
+       coalesce(o.name, CAST(e.opcode AS TEXT)) AS kind,
+       e.opcode,
+       printf('0x%x', e.heap) AS heap_hex,
+       CASE WHEN e.address IS NOT NULL THEN printf('0x%x', e.address) END AS address_hex,
+       e.size,
+       coalesce(s.name, CAST(e.source AS TEXT)) AS source,
+       e.stack_id,
+       e.realloc_internal,
+       e.extra,
+       e.pointer_size,
+       e.file_offset,
+       e.heap, e.address
+FROM heap_events e
+JOIN captures c ON c.capture_id = e.capture_id
+LEFT JOIN heap_opcodes o ON o.opcode = e.opcode
+LEFT JOIN sources s ON s.source = e.source
+LEFT JOIN process_names p ON p.capture_id = e.capture_id AND p.pid = e.pid;
+
+-- Stack frames in hex, innermost first.
+DROP VIEW IF EXISTS stack_frames_v;
+CREATE VIEW stack_frames_v AS
+SELECT stack_id, depth, printf('0x%x', address) AS address_hex, address
+FROM stack_frames;
+
+-- Images with hex bases.
+DROP VIEW IF EXISTS images_v;
+CREATE VIEW images_v AS
+SELECT capture_id, pid, name, printf('0x%x', base) AS base_hex, size, path,
+       pdb_guid, pdb_age, pdb_path, base
+FROM images;

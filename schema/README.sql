@@ -1,1 +1,0 @@
--- heapdb schema: filled in by the ingest issue (schema/*.sql are applied in order).
