@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS captures (
 CREATE TABLE IF NOT EXISTS sources (
     source      INTEGER PRIMARY KEY,       -- value in the event
     name        TEXT NOT NULL,             -- short name used by the views and reports
-    description TEXT NOT NULL
+    description TEXT NOT NULL              -- what the value means
 );
 INSERT OR IGNORE INTO sources VALUES
     (1, 'lookaside', 'lookaside list (pre-LFH front end)'),
@@ -76,11 +76,11 @@ CREATE TABLE IF NOT EXISTS heap_opcodes (
 -- One row per heap ReAlloc: the core fact table.
 CREATE TABLE IF NOT EXISTS reallocs (
     id            INTEGER PRIMARY KEY,     -- event id; shares one sequence with heap_events.id
-    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id),
-    time_ns       INTEGER NOT NULL,        -- UTC ns
+    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture it came from
+    time_ns       INTEGER NOT NULL,        -- when it happened, UTC ns
     ts_raw        INTEGER NOT NULL,        -- raw session-clock timestamp
-    pid           INTEGER NOT NULL,
-    tid           INTEGER NOT NULL,
+    pid           INTEGER NOT NULL,        -- process id
+    tid           INTEGER NOT NULL,        -- thread id
     cpu           INTEGER NOT NULL,        -- CPU whose buffer held the event
     heap          INTEGER NOT NULL,        -- HeapHandle
     new_address   INTEGER NOT NULL,        -- NewAddress: the block after the call
@@ -100,35 +100,35 @@ CREATE TABLE IF NOT EXISTS reallocs (
 -- HeapRange events. Same keys as reallocs.
 CREATE TABLE IF NOT EXISTS heap_events (
     id            INTEGER PRIMARY KEY,     -- event id (same sequence as reallocs.id)
-    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id),
-    time_ns       INTEGER NOT NULL,
-    ts_raw        INTEGER NOT NULL,
-    pid           INTEGER NOT NULL,
-    tid           INTEGER NOT NULL,
-    cpu           INTEGER NOT NULL,
+    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture it came from
+    time_ns       INTEGER NOT NULL,        -- when it happened, UTC ns
+    ts_raw        INTEGER NOT NULL,        -- raw session-clock timestamp
+    pid           INTEGER NOT NULL,        -- process id
+    tid           INTEGER NOT NULL,        -- thread id
+    cpu           INTEGER NOT NULL,        -- CPU whose buffer held the event
     opcode        INTEGER NOT NULL,        -- heap_opcodes.opcode (33 Alloc, 36 Free, 32 Create, 35 Destroy, ...)
     heap          INTEGER NOT NULL,        -- HeapHandle (0 for AffinitySlotAssigned, which has none)
     address       INTEGER,                 -- block (Alloc, Free), subsegment, committed range, ...; NULL if none
     size          INTEGER,                 -- block size (Alloc), range size, reserve size (Create v3), ...
     source        INTEGER,                 -- Alloc/Free Source; NULL for other kinds
-    pointer_size  INTEGER NOT NULL,
+    pointer_size  INTEGER NOT NULL,        -- 4 or 8: pointer width of this record
     stack_id      INTEGER,                 -- stacks.stack_id when collected (usually Alloc and Create)
     realloc_internal INTEGER NOT NULL DEFAULT 0, -- 1 when this Alloc/Free was logged inside a moving ReAlloc (see reallocs.alloc_id/free_id): count the operation once
     extra         TEXT,                    -- JSON of the fields of rarer kinds (Create flags, SnapShot counters, ...)
-    file_offset   INTEGER NOT NULL
+    file_offset   INTEGER NOT NULL         -- byte offset of the record in the capture (of its buffer, if compressed)
 );
 
 -- Call stacks, deduplicated across captures. stack_id is a hash of the frames, the same
 -- in every database.
 CREATE TABLE IF NOT EXISTS stacks (
-    stack_id   INTEGER PRIMARY KEY,
+    stack_id   INTEGER PRIMARY KEY,        -- hash of the frames (63 bits)
     depth      INTEGER NOT NULL,           -- number of frames
     leaf       INTEGER                     -- innermost frame (frame 0)
 );
 
 -- Frames of each stack, innermost first.
 CREATE TABLE IF NOT EXISTS stack_frames (
-    stack_id   INTEGER NOT NULL REFERENCES stacks(stack_id),
+    stack_id   INTEGER NOT NULL REFERENCES stacks(stack_id), -- the stack
     depth      INTEGER NOT NULL,           -- 0 = innermost
     address    INTEGER NOT NULL,           -- return address
     PRIMARY KEY (stack_id, depth)
@@ -137,13 +137,13 @@ CREATE TABLE IF NOT EXISTS stack_frames (
 -- Processes seen in the kernel rundown (present when the heap trace was merged with a
 -- kernel trace) or only through their heap events.
 CREATE TABLE IF NOT EXISTS processes (
-    process_row  INTEGER PRIMARY KEY,
-    capture_id   INTEGER NOT NULL REFERENCES captures(capture_id),
-    pid          INTEGER NOT NULL,
+    process_row  INTEGER PRIMARY KEY,       -- row id
+    capture_id   INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture it came from
+    pid          INTEGER NOT NULL,         -- process id
     name         TEXT,                     -- image file name, e.g. 'devenv.exe'; NULL when no rundown named it
-    command_line TEXT,
-    parent_pid   INTEGER,
-    session_id   INTEGER,
+    command_line TEXT,                      -- command line from the rundown
+    parent_pid   INTEGER,                  -- parent process id
+    session_id   INTEGER,                  -- Windows session
     unique_key   INTEGER,                  -- kernel UniqueProcessKey
     start_ns     INTEGER,                  -- process start, NULL when it started before the trace
     end_ns       INTEGER,                  -- process end, NULL when still running at the end
@@ -152,39 +152,39 @@ CREATE TABLE IF NOT EXISTS processes (
 
 -- Threads seen in the rundown.
 CREATE TABLE IF NOT EXISTS threads (
-    thread_row INTEGER PRIMARY KEY,
-    capture_id INTEGER NOT NULL REFERENCES captures(capture_id),
-    pid        INTEGER NOT NULL,
-    tid        INTEGER NOT NULL,
+    thread_row INTEGER PRIMARY KEY,         -- row id
+    capture_id INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture it came from
+    pid        INTEGER NOT NULL,           -- process id
+    tid        INTEGER NOT NULL,           -- thread id
     start_ns   INTEGER,                    -- NULL when started before the trace
-    end_ns     INTEGER
+    end_ns     INTEGER                     -- NULL when still running at the end
 );
 
 -- Loaded images (DLLs, EXEs) per process, with PDB identity for symbolization.
 CREATE TABLE IF NOT EXISTS images (
-    image_row     INTEGER PRIMARY KEY,
-    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id),
-    pid           INTEGER NOT NULL,
+    image_row     INTEGER PRIMARY KEY,     -- row id
+    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture it came from
+    pid           INTEGER NOT NULL,        -- process id (0: kernel images)
     base          INTEGER NOT NULL,        -- load address
     size          INTEGER NOT NULL,        -- bytes mapped
     path          TEXT NOT NULL,           -- kernel (device) path
     name          TEXT NOT NULL,           -- file name, lowercase, e.g. 'ntdll.dll'
-    checksum      INTEGER,
+    checksum      INTEGER,                 -- PE checksum
     timedatestamp INTEGER,                 -- PE TimeDateStamp
     pdb_guid      TEXT,                    -- RSDS GUID, from KernelTraceControl DbgID_RSDS
-    pdb_age       INTEGER,
-    pdb_path      TEXT,
+    pdb_age       INTEGER,                 -- RSDS age
+    pdb_path      TEXT,                    -- PDB file name recorded in the image
     load_ns       INTEGER,                 -- NULL when loaded before the trace
-    unload_ns     INTEGER
+    unload_ns     INTEGER                  -- NULL when still loaded at the end
 );
 
 -- Everything that was bad: unreadable files, corrupt buffers and records.
 CREATE TABLE IF NOT EXISTS ingest_errors (
-    error_id    INTEGER PRIMARY KEY,
+    error_id    INTEGER PRIMARY KEY,       -- row id
     capture_id  INTEGER REFERENCES captures(capture_id), -- NULL when the whole file was refused
-    path        TEXT NOT NULL,
+    path        TEXT NOT NULL,             -- file as given to the ingest
     fingerprint TEXT NOT NULL,             -- '' when the file could not be read
     byte_offset INTEGER,                   -- where in the file; NULL when not applicable
-    message     TEXT NOT NULL,
+    message     TEXT NOT NULL,             -- what was wrong
     UNIQUE (fingerprint, path, byte_offset, message)
 );

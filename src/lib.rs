@@ -7,4 +7,5 @@ pub mod db;
 pub mod etl;
 pub mod heap;
 pub mod ingest;
+pub mod query;
 pub mod synth;

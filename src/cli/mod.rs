@@ -3,6 +3,7 @@
 
 mod dump;
 mod ingest;
+mod query;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,12 @@ pub enum Command {
     /// Load captures (.etl files, directories, globs) into the SQLite database:
     /// parallel, idempotent, resumable.
     Ingest(ingest::IngestArgs),
+    /// Run a canned report or ad hoc SQL against the database (read-only).
+    Query(query::QueryArgs),
+    /// List the canned reports with what they answer and their parameters.
+    Reports(query::ReportsArgs),
+    /// Print the tables, views and columns of the database with their documentation.
+    Schema(query::SchemaArgs),
 }
 
 /// Entry point of the binary.
@@ -65,6 +72,9 @@ pub fn main() -> ExitCode {
         Command::Dump(args) => dump::run(args, cli.quiet),
         Command::Synth(args) => synth::run(args, cli.quiet),
         Command::Ingest(args) => ingest::run(args, cli.quiet),
+        Command::Query(args) => query::run(args),
+        Command::Reports(args) => query::run_reports(args),
+        Command::Schema(args) => query::run_schema(args),
     };
     ExitCode::from(code)
 }

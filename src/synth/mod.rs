@@ -165,6 +165,8 @@ pub struct FileManifest {
     pub live_blocks_at_end: u64,
     pub live_bytes_at_end: u64,
     pub start_time_utc_ns: i64,
+    /// Raw (QPC, 10 MHz) timestamp of the session start.
+    pub start_raw: u64,
     pub processes: Vec<ProcessStats>,
     pub heaps: Vec<HeapStats>,
 }
@@ -358,6 +360,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         let w = EtlWriter::new(out, session)?;
         let m = FileManifest {
             start_time_utc_ns: w.session().unix_ns(start_raw),
+            start_raw,
             ..FileManifest::default()
         };
         let mut g = Gen {

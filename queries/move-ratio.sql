@@ -1,0 +1,28 @@
+-- name: move-ratio
+-- description: Per process, heap and source: reallocs, share that moved the block, estimated bytes copied.
+-- question: How often does realloc copy the data instead of resizing in place?
+-- param: capture = latest : capture id (default: the latest capture)
+-- param: pid = all : only this process
+-- param: heap = all : only this heap handle (e.g. 0x1f0000)
+-- param: limit = 100 : rows to return
+--
+-- est_bytes_copied = sum over moving reallocs of min(old size, new size): what
+-- HeapReAlloc had to memcpy.
+WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id)
+SELECT r.pid,
+       p.name                                    AS process,
+       r.heap,
+       coalesce(s.name, CAST(r.source AS TEXT))  AS source,
+       count(*)                                  AS reallocs,
+       sum(r.moved)                              AS moved,
+       round(100.0 * sum(r.moved) / count(*), 1) AS moved_pct,
+       sum(CASE WHEN r.moved THEN min(r.old_size, r.new_size) ELSE 0 END) AS est_bytes_copied
+FROM reallocs r
+LEFT JOIN sources s ON s.source = r.source
+LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid
+WHERE r.capture_id = (SELECT id FROM cap)
+  AND (:pid IS NULL OR r.pid = :pid)
+  AND (:heap IS NULL OR r.heap = :heap)
+GROUP BY r.pid, r.heap, r.source
+ORDER BY reallocs DESC, r.pid, r.heap, r.source
+LIMIT :limit;

@@ -1,0 +1,21 @@
+-- name: size-histogram
+-- description: ReAllocs by power-of-two class of the new size and by source.
+-- question: Which sizes are reallocated, and from which heap path (LFH, main, ...) are they served?
+-- param: capture = latest : capture id (default: the latest capture)
+-- param: pid = all : only this process
+--
+-- size_class is the power of two at or below the new size (0 for size 0): the class
+-- [2^k, 2^(k+1)). Uses SQLite's math functions (built into heapdb and the sqlite3 shell).
+WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id)
+SELECT CASE WHEN r.new_size > 0 THEN CAST(pow(2, floor(log2(r.new_size))) AS INTEGER) ELSE 0 END AS size_class,
+       coalesce(s.name, CAST(r.source AS TEXT)) AS source,
+       count(*)                                  AS reallocs,
+       sum(r.moved)                              AS moved,
+       round(100.0 * sum(r.moved) / count(*), 1) AS moved_pct,
+       sum(r.new_size)                           AS bytes
+FROM reallocs r
+LEFT JOIN sources s ON s.source = r.source
+WHERE r.capture_id = (SELECT id FROM cap)
+  AND (:pid IS NULL OR r.pid = :pid)
+GROUP BY size_class, r.source
+ORDER BY size_class, r.source;

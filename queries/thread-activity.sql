@@ -1,0 +1,23 @@
+-- name: thread-activity
+-- description: Reallocs per thread: count, moves, bytes grown and rate.
+-- question: Which threads drive the reallocs?
+-- param: capture = latest : capture id (default: the latest capture)
+-- param: pid = all : only this process
+-- param: limit = 50 : rows to return
+--
+-- reallocs_per_s is over the thread's own active span (first to last realloc).
+WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id)
+SELECT r.pid,
+       p.name                      AS process,
+       r.tid,
+       count(*)                    AS reallocs,
+       sum(r.moved)                AS moves,
+       sum(CASE WHEN r.new_size > r.old_size THEN r.new_size - r.old_size ELSE 0 END) AS bytes_grown,
+       round(count(*) / max((max(r.time_ns) - min(r.time_ns)) / 1e9, 0.001), 1) AS reallocs_per_s
+FROM reallocs r
+LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid
+WHERE r.capture_id = (SELECT id FROM cap)
+  AND (:pid IS NULL OR r.pid = :pid)
+GROUP BY r.pid, r.tid
+ORDER BY reallocs DESC, r.pid, r.tid
+LIMIT :limit;

@@ -1,0 +1,23 @@
+-- name: timeline
+-- description: Reallocs, moves and net bytes (sum of new - old size) per time bucket and process.
+-- question: Is realloc activity steady or bursty; when does memory grow?
+-- param: capture = latest : capture id (default: the latest capture)
+-- param: bucket_ms = 1000 : bucket width in milliseconds
+-- param: pid = all : only this process
+--
+-- bucket_start_ms counts from the capture's session start.
+WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id),
+c AS (SELECT start_time_ns FROM captures WHERE capture_id = (SELECT id FROM cap))
+SELECT CAST((r.time_ns - c.start_time_ns) / (1000000 * :bucket_ms) AS INTEGER) * :bucket_ms AS bucket_start_ms,
+       r.pid,
+       p.name                       AS process,
+       count(*)                     AS reallocs,
+       sum(r.moved)                 AS moves,
+       sum(r.new_size - r.old_size) AS net_bytes
+FROM reallocs r
+CROSS JOIN c
+LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid
+WHERE r.capture_id = (SELECT id FROM cap)
+  AND (:pid IS NULL OR r.pid = :pid)
+GROUP BY bucket_start_ms, r.pid
+ORDER BY bucket_start_ms, r.pid;

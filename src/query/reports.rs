@@ -1,0 +1,146 @@
+//! The canned reports: `queries/*.sql`, embedded in the binary, each with a header
+//! comment naming it and documenting its parameters.
+
+/// A parameter of a report, from a `-- param: name = default : help` line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Param {
+    pub name: String,
+    /// As written: a number, or a word (`latest`, `all`, `previous`, `required`) that
+    /// means NULL to the SQL (which then picks the latest capture, all processes, ...).
+    pub default: String,
+    pub help: String,
+}
+
+impl Param {
+    /// Whether the report cannot run without it.
+    pub fn required(&self) -> bool {
+        self.default == "required"
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub name: String,
+    pub description: String,
+    pub question: String,
+    pub params: Vec<Param>,
+    #[serde(skip)]
+    pub sql: &'static str,
+}
+
+const FILES: &[&str] = &[
+    include_str!("../../queries/top-realloc-sites.sql"),
+    include_str!("../../queries/move-ratio.sql"),
+    include_str!("../../queries/growth-chains.sql"),
+    include_str!("../../queries/small-increments.sql"),
+    include_str!("../../queries/shrinks.sql"),
+    include_str!("../../queries/size-histogram.sql"),
+    include_str!("../../queries/source-breakdown.sql"),
+    include_str!("../../queries/timeline.sql"),
+    include_str!("../../queries/outstanding-at-end.sql"),
+    include_str!("../../queries/thread-activity.sql"),
+    include_str!("../../queries/heap-inventory.sql"),
+    include_str!("../../queries/capture-diff.sql"),
+    include_str!("../../queries/address-history.sql"),
+    include_str!("../../queries/data-quality.sql"),
+];
+
+/// Parses a report's header comment.
+pub fn parse(sql: &'static str) -> Result<Report, String> {
+    let mut r = Report {
+        name: String::new(),
+        description: String::new(),
+        question: String::new(),
+        params: Vec::new(),
+        sql,
+    };
+    for line in sql.lines() {
+        let Some(c) = line.strip_prefix("--") else {
+            break;
+        };
+        let c = c.trim();
+        if let Some(v) = c.strip_prefix("name:") {
+            r.name = v.trim().to_string();
+        } else if let Some(v) = c.strip_prefix("description:") {
+            r.description = v.trim().to_string();
+        } else if let Some(v) = c.strip_prefix("question:") {
+            r.question = v.trim().to_string();
+        } else if let Some(v) = c.strip_prefix("param:") {
+            let (head, help) = v
+                .split_once(':')
+                .ok_or_else(|| format!("bad param line: {line}"))?;
+            let (name, default) = head
+                .split_once('=')
+                .ok_or_else(|| format!("bad param line: {line}"))?;
+            r.params.push(Param {
+                name: name.trim().to_string(),
+                default: default.trim().to_string(),
+                help: help.trim().to_string(),
+            });
+        }
+    }
+    if r.name.is_empty() || r.description.is_empty() {
+        return Err("report without a name or description header".into());
+    }
+    Ok(r)
+}
+
+/// Every canned report, in the order of `heapdb reports`.
+pub fn all() -> Vec<Report> {
+    FILES
+        .iter()
+        .map(|s| parse(s).expect("embedded report headers are valid"))
+        .collect()
+}
+
+pub fn find(name: &str) -> Option<Report> {
+    all().into_iter().find(|r| r.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_report_has_a_header_and_its_params_are_used() {
+        let all = all();
+        assert_eq!(all.len(), 14);
+        for r in &all {
+            assert!(!r.question.is_empty(), "{}", r.name);
+            for p in &r.params {
+                assert!(
+                    r.sql.contains(&format!(":{}", p.name)),
+                    "{}: param {} unused",
+                    r.name,
+                    p.name
+                );
+            }
+            // Every :name in the SQL is a documented parameter.
+            for (i, _) in r.sql.match_indices(':') {
+                let rest = &r.sql[i + 1..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name.is_empty()
+                    || r.sql[..i].ends_with(':')
+                    || r.sql[..i]
+                        .lines()
+                        .last()
+                        .is_some_and(|l| l.trim_start().starts_with("--"))
+                {
+                    continue;
+                }
+                assert!(
+                    r.params.iter().any(|p| p.name == name),
+                    "{}: undocumented :{name}",
+                    r.name
+                );
+            }
+        }
+        let mut names: Vec<_> = all.iter().map(|r| r.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 14);
+    }
+}
