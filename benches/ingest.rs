@@ -35,8 +35,9 @@ fn main() {
         .join("heapdb-bench-ingest");
     let caps = base.join("captures");
     let files = 8u32;
-    // ReAllocs are ~0.82 of the heap events at --realloc-share 0.9.
-    let per_file = (want as f64 / 0.80 / files as f64) as u64;
+    // ReAllocs are ~0.65 of the heap events at --realloc-share 0.9 (the internal
+    // Alloc/Free of moving reallocs and the rundown come on top).
+    let per_file = (want as f64 / 0.62 / files as f64) as u64;
     let manifest = caps.join("manifest.json");
     let have: u64 = std::fs::read(&manifest)
         .ok()

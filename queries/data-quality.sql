@@ -1,7 +1,7 @@
 -- name: data-quality
 -- description: Per capture: events and buffers lost, bad records, errors, stacks not matched, and reallocs whose old block was never seen.
 -- question: Can the numbers of this capture be trusted?
--- param: capture = all : only this capture
+-- param: capture = all : only this capture (default: every capture)
 --
 -- reallocs_old_block_unseen: ReAllocs whose old address no earlier Alloc or ReAlloc of
 -- the same process and heap produced (the block predates the trace, or events were lost).

@@ -6,7 +6,9 @@
 --
 -- allocs and frees leave out the internal Alloc/Free of moving reallocs. other counts
 -- every other heap event kind (Expand, SnapShot, Lock, Subsegment*, ...).
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id),
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 e AS (
     SELECT pid, heap,
            sum(opcode = 32) AS creates,
@@ -16,14 +18,22 @@ e AS (
            sum(opcode NOT IN (32, 33, 35, 36)) AS other,
            min(time_ns) AS first_ns, max(time_ns) AS last_ns
     FROM heap_events
-    WHERE capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid) AND opcode NOT IN (55)
+    WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid) AND opcode NOT IN (55)
     GROUP BY pid, heap
 ),
-r AS (
-    SELECT pid, heap, count(*) AS reallocs, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
-           group_concat(DISTINCT source) AS sources
+-- One pass over the capture's reallocs: counts per heap and source, then per heap.
+rs AS (
+    SELECT pid, heap, source, count(*) AS n
     FROM reallocs
-    WHERE capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid)
+    WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap)
+      AND (:pid IS NULL OR pid = :pid)
+    GROUP BY pid, heap, source
+),
+r AS (
+    SELECT pid, heap, sum(n) AS reallocs, group_concat(name, ',') AS sources
+    FROM (SELECT rs.pid, rs.heap, rs.n, coalesce(s.name, CAST(rs.source AS TEXT)) AS name
+          FROM rs LEFT JOIN sources s ON s.source = rs.source
+          ORDER BY rs.pid, rs.heap, rs.source)
     GROUP BY pid, heap
 ),
 h AS (SELECT pid, heap FROM e UNION SELECT pid, heap FROM r)
@@ -36,8 +46,7 @@ SELECT h.pid,
        coalesce(r.reallocs, 0)      AS reallocs,
        coalesce(e.frees, 0)         AS frees,
        coalesce(e.other, 0)         AS other,
-       (SELECT group_concat(name, ',') FROM (SELECT DISTINCT s.name FROM reallocs x JOIN sources s ON s.source = x.source
-          WHERE x.capture_id = (SELECT id FROM cap) AND x.pid = h.pid AND x.heap = h.heap ORDER BY s.source)) AS realloc_sources
+       r.sources                    AS realloc_sources
 FROM h
 LEFT JOIN e ON e.pid = h.pid AND e.heap = h.heap
 LEFT JOIN r ON r.pid = h.pid AND r.heap = h.heap

@@ -8,7 +8,9 @@
 --
 -- est_bytes_copied = sum over moving reallocs of min(old size, new size): what
 -- HeapReAlloc had to memcpy.
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id)
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures)))
 SELECT r.pid,
        p.name                                    AS process,
        r.heap,
@@ -20,7 +22,7 @@ SELECT r.pid,
 FROM reallocs r
 LEFT JOIN sources s ON s.source = r.source
 LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid
-WHERE r.capture_id = (SELECT id FROM cap)
+WHERE r.id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +r.capture_id = (SELECT id FROM cap)
   AND (:pid IS NULL OR r.pid = :pid)
   AND (:heap IS NULL OR r.heap = :heap)
 GROUP BY r.pid, r.heap, r.source

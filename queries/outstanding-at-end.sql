@@ -9,19 +9,21 @@
 -- Alloc or a ReAlloc that produced it, and its heap was not destroyed afterwards. The
 -- site is the stack of that last event (or the heap, without stacks). via_realloc
 -- counts blocks whose last event was a ReAlloc (a grown buffer still alive).
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id),
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 ev AS (
     SELECT pid, heap, new_address AS addr, time_ns, id, 1 AS kind, 1 AS via_realloc, new_size AS size, stack_id
-      FROM reallocs WHERE capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid)
+      FROM reallocs WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid)
     UNION ALL
     SELECT pid, heap, old_address, time_ns, id, 0, 1, NULL, NULL
-      FROM reallocs WHERE capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid)
+      FROM reallocs WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid)
     UNION ALL
     SELECT pid, heap, address, time_ns, id, 1, 0, size, stack_id
-      FROM heap_events WHERE capture_id = (SELECT id FROM cap) AND opcode = 33 AND realloc_internal = 0 AND (:pid IS NULL OR pid = :pid)
+      FROM heap_events WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND opcode = 33 AND realloc_internal = 0 AND (:pid IS NULL OR pid = :pid)
     UNION ALL
     SELECT pid, heap, address, time_ns, id, 0, 0, NULL, NULL
-      FROM heap_events WHERE capture_id = (SELECT id FROM cap) AND opcode = 36 AND realloc_internal = 0 AND (:pid IS NULL OR pid = :pid)
+      FROM heap_events WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND opcode = 36 AND realloc_internal = 0 AND (:pid IS NULL OR pid = :pid)
 ),
 last AS (
     SELECT *, row_number() OVER (PARTITION BY pid, heap, addr ORDER BY time_ns DESC, kind DESC, id DESC) AS rn
@@ -29,7 +31,7 @@ last AS (
 ),
 destroyed AS (
     SELECT pid, heap, min(time_ns) AS time_ns FROM heap_events
-    WHERE capture_id = (SELECT id FROM cap) AND opcode = 35 GROUP BY pid, heap
+    WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND opcode = 35 GROUP BY pid, heap
 ),
 live AS (
     SELECT l.* FROM last l

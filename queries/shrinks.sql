@@ -4,7 +4,9 @@
 -- param: capture = latest : capture id (default: the latest capture)
 -- param: pid = all : only this process
 -- param: limit = 20 : rows to return
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id)
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures)))
 SELECT CASE WHEN r.stack_id IS NOT NULL THEN 'stack ' || r.stack_id ELSE printf('heap 0x%x', r.heap) END AS site,
        r.stack_id,
        r.pid,
@@ -16,7 +18,7 @@ SELECT CASE WHEN r.stack_id IS NOT NULL THEN 'stack ' || r.stack_id ELSE printf(
        round(avg(r.new_size), 1)       AS avg_new_size
 FROM reallocs r
 LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid
-WHERE r.capture_id = (SELECT id FROM cap)
+WHERE r.id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +r.capture_id = (SELECT id FROM cap)
   AND r.new_size < r.old_size
   AND (:pid IS NULL OR r.pid = :pid)
 GROUP BY r.pid, r.stack_id, CASE WHEN r.stack_id IS NULL THEN r.heap END

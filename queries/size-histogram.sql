@@ -6,7 +6,9 @@
 --
 -- size_class is the power of two at or below the new size (0 for size 0): the class
 -- [2^k, 2^(k+1)). Uses SQLite's math functions (built into heapdb and the sqlite3 shell).
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id)
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures)))
 SELECT CASE WHEN r.new_size > 0 THEN CAST(pow(2, floor(log2(r.new_size))) AS INTEGER) ELSE 0 END AS size_class,
        coalesce(s.name, CAST(r.source AS TEXT)) AS source,
        count(*)                                  AS reallocs,
@@ -15,7 +17,7 @@ SELECT CASE WHEN r.new_size > 0 THEN CAST(pow(2, floor(log2(r.new_size))) AS INT
        sum(r.new_size)                           AS bytes
 FROM reallocs r
 LEFT JOIN sources s ON s.source = r.source
-WHERE r.capture_id = (SELECT id FROM cap)
+WHERE r.id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +r.capture_id = (SELECT id FROM cap)
   AND (:pid IS NULL OR r.pid = :pid)
 GROUP BY size_class, r.source
 ORDER BY size_class, r.source;

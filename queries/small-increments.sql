@@ -10,12 +10,14 @@
 -- how many grew by at most max_step bytes and by less than 25%, the most common step,
 -- and the bytes copied by the moving ones. Geometric growth (x1.5, x2) does not show
 -- here; constant small steps do.
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id),
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 grow AS (
     SELECT pid, stack_id, CASE WHEN stack_id IS NULL THEN heap END AS heap,
            new_size - old_size AS step, old_size, new_size, moved
     FROM reallocs
-    WHERE capture_id = (SELECT id FROM cap) AND new_size > old_size
+    WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND new_size > old_size
 ),
 sites AS (
     SELECT pid, stack_id, heap,

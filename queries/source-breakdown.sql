@@ -6,11 +6,13 @@
 --
 -- allocs and frees leave out the internal Alloc/Free of moving reallocs (counted once,
 -- as the ReAlloc).
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id),
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 r AS (
     SELECT source, count(*) AS reallocs, sum(moved) AS moved, sum(new_size) AS realloc_bytes,
            sum(CASE WHEN new_size > old_size THEN new_size - old_size ELSE 0 END) AS bytes_grown
-    FROM reallocs WHERE capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid)
+    FROM reallocs WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid)
     GROUP BY source
 ),
 e AS (
@@ -19,7 +21,7 @@ e AS (
            sum(CASE WHEN opcode = 33 THEN size ELSE 0 END) AS alloc_bytes,
            sum(opcode = 36) AS frees
     FROM heap_events
-    WHERE capture_id = (SELECT id FROM cap) AND opcode IN (33, 36) AND realloc_internal = 0
+    WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND opcode IN (33, 36) AND realloc_internal = 0
       AND (:pid IS NULL OR pid = :pid)
     GROUP BY source
 ),

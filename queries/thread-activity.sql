@@ -6,7 +6,9 @@
 -- param: limit = 50 : rows to return
 --
 -- reallocs_per_s is over the thread's own active span (first to last realloc).
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id)
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures)))
 SELECT r.pid,
        p.name                      AS process,
        r.tid,
@@ -16,7 +18,7 @@ SELECT r.pid,
        round(count(*) / max((max(r.time_ns) - min(r.time_ns)) / 1e9, 0.001), 1) AS reallocs_per_s
 FROM reallocs r
 LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid
-WHERE r.capture_id = (SELECT id FROM cap)
+WHERE r.id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +r.capture_id = (SELECT id FROM cap)
   AND (:pid IS NULL OR r.pid = :pid)
 GROUP BY r.pid, r.tid
 ORDER BY reallocs DESC, r.pid, r.tid

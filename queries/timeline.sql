@@ -6,7 +6,9 @@
 -- param: pid = all : only this process
 --
 -- bucket_start_ms counts from the capture's session start.
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id),
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 c AS (SELECT start_time_ns FROM captures WHERE capture_id = (SELECT id FROM cap))
 SELECT CAST((r.time_ns - c.start_time_ns) / (1000000 * :bucket_ms) AS INTEGER) * :bucket_ms AS bucket_start_ms,
        r.pid,
@@ -17,7 +19,7 @@ SELECT CAST((r.time_ns - c.start_time_ns) / (1000000 * :bucket_ms) AS INTEGER) *
 FROM reallocs r
 CROSS JOIN c
 LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid
-WHERE r.capture_id = (SELECT id FROM cap)
+WHERE r.id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +r.capture_id = (SELECT id FROM cap)
   AND (:pid IS NULL OR r.pid = :pid)
 GROUP BY bucket_start_ms, r.pid
 ORDER BY bucket_start_ms, r.pid;

@@ -9,7 +9,9 @@
 -- process. `leaf` is the innermost frame outside the heap implementation (ntdll,
 -- kernelbase, kernel32, the C runtimes) as module+offset, when the rundown names images.
 -- bytes_copied estimates the memcpy of moving reallocs: min(old size, new size).
-WITH cap AS (SELECT coalesce(:capture, (SELECT max(capture_id) FROM captures)) AS id),
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 sites AS (
     SELECT r.pid,
            r.stack_id,
@@ -20,7 +22,7 @@ sites AS (
            sum(CASE WHEN r.moved THEN min(r.old_size, r.new_size) ELSE 0 END) AS bytes_copied,
            max(r.new_size)                                       AS max_size
     FROM reallocs r
-    WHERE r.capture_id = (SELECT id FROM cap)
+    WHERE r.id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +r.capture_id = (SELECT id FROM cap)
       AND (:pid IS NULL OR r.pid = :pid)
     GROUP BY r.pid, r.stack_id, CASE WHEN r.stack_id IS NULL THEN r.heap END
     ORDER BY reallocs DESC, bytes_grown DESC, r.pid, r.stack_id, heap

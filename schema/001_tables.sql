@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS captures (
     stacks_matched  INTEGER,               -- heap events that got a stack
     stacks_orphan   INTEGER,               -- StackWalk records whose event was not found
     moving_reallocs_linked INTEGER,        -- moving ReAllocs logged with their internal Alloc + Free (linked)
+    first_event_id  INTEGER,               -- ids of this capture's rows in reallocs and heap_events run from
+    last_event_id   INTEGER,               -- first_event_id to last_event_id: reports scan that rowid range
     ingest_started  TEXT NOT NULL,         -- when this capture's ingest began (RFC 3339)
     ingest_finished TEXT,                  -- when it was committed
     heapdb_version  TEXT NOT NULL,         -- heapdb version that ingested it

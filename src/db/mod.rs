@@ -50,7 +50,9 @@ pub fn open_ro(path: &Path) -> Result<Connection> {
     )
     .with_context(|| format!("opening database {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch("PRAGMA query_only=ON;")?;
+    // The file is opened read-only: nothing can write it. TEMP tables stay allowed
+    // (reports use them for intermediate results with an index); they live in a
+    // separate temporary database that disappears with the connection.
     let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version == 0 {
         bail!(

@@ -256,23 +256,21 @@ pub fn run(opts: &Options) -> Result<Report> {
             if shared.stop.load(Ordering::Relaxed) {
                 break;
             }
-            if let Some(b) = &bar {
-                b.set_message(format!("file {}/{} {}", i + 1, files.len(), path.display()));
-            }
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            ingest_file(
-                path,
-                &tx,
-                &shared,
-                &ro,
-                bar.as_ref(),
-                done_bytes,
-                opts.strict,
-            )?;
+            let name = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let label = format!("file {}/{} {name}", i + 1, files.len());
+            let progress = Progress {
+                bar: bar.as_ref(),
+                label: &label,
+                start: t0,
+            };
+            progress.update(&shared, done_bytes);
+            ingest_file(path, &tx, &shared, &ro, &progress, done_bytes, opts.strict)?;
             done_bytes += size;
-            if let Some(b) = &bar {
-                b.set_position(done_bytes);
-            }
+            progress.update(&shared, done_bytes);
         }
         Ok(())
     });
@@ -310,6 +308,29 @@ pub fn run(opts: &Options) -> Result<Report> {
     Ok(report)
 }
 
+/// The progress line: bytes, MB/s and ETA from the bar; file and events/s in the message.
+struct Progress<'a> {
+    bar: Option<&'a ProgressBar>,
+    label: &'a str,
+    start: Instant,
+}
+
+impl Progress<'_> {
+    fn update(&self, shared: &Shared, position: u64) {
+        if let Some(b) = self.bar {
+            let rows =
+                shared.reallocs.load(Ordering::Relaxed) + shared.events.load(Ordering::Relaxed);
+            let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+            b.set_position(position);
+            b.set_message(format!(
+                "{:.2} M events/s  {}",
+                rows as f64 / secs / 1e6,
+                self.label
+            ));
+        }
+    }
+}
+
 fn send(tx: &SyncSender<Msg>, msg: Msg) -> Result<()> {
     tx.send(msg)
         .map_err(|_| anyhow::anyhow!("the database writer stopped"))
@@ -328,7 +349,7 @@ fn ingest_file(
     tx: &SyncSender<Msg>,
     shared: &Shared,
     ro: &rusqlite::Connection,
-    bar: Option<&ProgressBar>,
+    progress: &Progress<'_>,
     done_before: u64,
     strict: bool,
 ) -> Result<()> {
@@ -428,9 +449,7 @@ fn ingest_file(
         },
         |start, end| {
             map.release(start, end);
-            if let Some(b) = bar {
-                b.set_position(done_before + end);
-            }
+            progress.update(shared, done_before + end);
         },
     );
     result?;

@@ -160,6 +160,7 @@ struct Current {
     pending_links: HashMap<RowKey, (Option<i64>, Option<i64>)>,
     first_ns: Option<i64>,
     last_ns: Option<i64>,
+    first_id: i64,
 }
 
 pub(crate) struct Writer {
@@ -286,6 +287,7 @@ impl Writer {
             pending_links: HashMap::new(),
             first_ns: None,
             last_ns: None,
+            first_id: self.next_id,
         });
         Ok(())
     }
@@ -412,7 +414,7 @@ impl Writer {
         self.conn.execute(
             "UPDATE captures SET first_event_ns = ?2, last_event_ns = ?3, events_seen = ?4, events_decoded = ?5, events_skipped = ?6, events_bad = ?7,
                 unknown_versions = ?8, records_32bit = ?9, stacks_matched = ?10, stacks_orphan = ?11, moving_reallocs_linked = ?12,
-                ingest_finished = ?13, status = ?14 WHERE capture_id = ?1",
+                ingest_finished = ?13, status = ?14, first_event_id = ?15, last_event_id = ?16 WHERE capture_id = ?1",
             params![
                 cur.capture_id,
                 cur.first_ns,
@@ -428,6 +430,8 @@ impl Writer {
                 st.moving_reallocs_linked as i64,
                 super::now_rfc3339(),
                 status,
+                cur.first_id,
+                self.next_id - 1,
             ],
         )?;
         self.conn
