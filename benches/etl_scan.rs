@@ -16,9 +16,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 fn testdata() -> PathBuf {
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata");
     std::env::var_os("HEAPDB_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"))
+        .unwrap_or(if local.is_dir() {
+            local
+        } else {
+            PathBuf::from("/work/shared/testdata")
+        })
         .join("etl/real")
 }
 

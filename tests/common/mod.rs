@@ -3,20 +3,23 @@
 
 use std::path::PathBuf;
 
-/// `../shared/testdata` next to the repository (override with HEAPDB_TESTDATA).
-/// The real captures are not copied into the repository; a missing directory is a
-/// test failure with a clear message, never a silent skip.
+/// The shared test data: $HEAPDB_TESTDATA, else `../shared/testdata` next to the
+/// repository, else the workplace's `/work/shared/testdata`. The real captures are not
+/// copied into the repository; a missing directory is a test failure with a clear
+/// message, never a silent skip.
 pub fn testdata() -> PathBuf {
-    let dir = match std::env::var_os("HEAPDB_TESTDATA") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"),
+    let candidates: Vec<PathBuf> = match std::env::var_os("HEAPDB_TESTDATA") {
+        Some(d) => vec![PathBuf::from(d)],
+        None => vec![
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"),
+            PathBuf::from("/work/shared/testdata"),
+        ],
     };
-    assert!(
-        dir.join("etl/real").is_dir(),
-        "real captures not found at {} (set HEAPDB_TESTDATA to the shared testdata directory)",
-        dir.display()
-    );
-    dir
+    candidates.iter().find(|d| d.join("etl/real").is_dir()).cloned().unwrap_or_else(|| {
+        panic!(
+            "real captures not found in {candidates:?} (set HEAPDB_TESTDATA to the shared testdata directory)"
+        )
+    })
 }
 
 pub fn real_dir() -> PathBuf {
