@@ -3,7 +3,7 @@
 use crate::etl::Clock;
 use crate::heap::capture::{HeapRow, RowKey, StackRef};
 use crate::heap::record::HeapRecord;
-use crate::heap::rundown::{Phase, Rundown};
+use crate::heap::rundown::Rundown;
 
 /// One heap event as stored (reallocs or heap_events).
 #[derive(Debug, Clone)]
@@ -86,12 +86,4 @@ impl RundownRow {
             item,
         }
     }
-}
-
-/// Whether a rundown phase says the object existed before the trace started.
-pub fn started_before(phase: Phase) -> bool {
-    matches!(
-        phase,
-        Phase::RundownStart | Phase::RundownEnd | Phase::Defunct
-    )
 }

@@ -2,7 +2,7 @@
 //! transaction (so a capture is either entirely there or not at all, whatever happens
 //! to the process), and keeps the id sequence deterministic.
 
-use super::rows::{started_before, EventRow, RundownRow};
+use super::rows::{EventRow, RundownRow};
 use super::{CaptureEnd, CaptureStart, FileFailure, Msg, Shared};
 use crate::heap::capture::{Problem, RowKey};
 use crate::heap::record::op;
@@ -72,26 +72,35 @@ pub fn bind_realloc(
     Ok(())
 }
 
-/// Inserts ReAlloc rows, `ROWS_PER_INSERT` per statement.
-pub fn insert_reallocs(conn: &Connection, rows: &[ReallocRow]) -> rusqlite::Result<()> {
+/// Inserts rows `ROWS_PER_INSERT` per statement (the remainder one by one); `bind`
+/// binds one row's `ncols` values from parameter `base + 1`.
+fn insert_chunked<T>(
+    conn: &Connection,
+    table: &str,
+    columns: &str,
+    rows: &[T],
+    bind: fn(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let ncols = columns.split(',').count();
     let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
-    let mut st = conn.prepare_cached(&multi_insert_sql(
-        "reallocs",
-        REALLOC_COLUMNS,
-        ROWS_PER_INSERT,
-    ))?;
+    let mut st = conn.prepare_cached(&multi_insert_sql(table, columns, ROWS_PER_INSERT))?;
     for chunk in &mut chunks {
         for (i, r) in chunk.iter().enumerate() {
-            bind_realloc(&mut st, i * 19, r)?;
+            bind(&mut st, i * ncols, r)?;
         }
         st.raw_execute()?;
     }
-    let mut one = conn.prepare_cached(&multi_insert_sql("reallocs", REALLOC_COLUMNS, 1))?;
+    let mut one = conn.prepare_cached(&multi_insert_sql(table, columns, 1))?;
     for r in chunks.remainder() {
-        bind_realloc(&mut one, 0, r)?;
+        bind(&mut one, 0, r)?;
         one.raw_execute()?;
     }
     Ok(())
+}
+
+/// Inserts ReAlloc rows.
+pub fn insert_reallocs(conn: &Connection, rows: &[ReallocRow]) -> rusqlite::Result<()> {
+    insert_chunked(conn, "reallocs", REALLOC_COLUMNS, rows, bind_realloc)
 }
 
 /// Another heap event ready to insert.
@@ -124,24 +133,7 @@ fn bind_event(st: &mut rusqlite::Statement<'_>, base: usize, r: &OtherRow) -> ru
 }
 
 fn insert_events(conn: &Connection, rows: &[OtherRow]) -> rusqlite::Result<()> {
-    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
-    let mut st = conn.prepare_cached(&multi_insert_sql(
-        "heap_events",
-        EVENT_COLUMNS,
-        ROWS_PER_INSERT,
-    ))?;
-    for chunk in &mut chunks {
-        for (i, r) in chunk.iter().enumerate() {
-            bind_event(&mut st, i * 17, r)?;
-        }
-        st.raw_execute()?;
-    }
-    let mut one = conn.prepare_cached(&multi_insert_sql("heap_events", EVENT_COLUMNS, 1))?;
-    for r in chunks.remainder() {
-        bind_event(&mut one, 0, r)?;
-        one.raw_execute()?;
-    }
-    Ok(())
+    insert_chunked(conn, "heap_events", EVENT_COLUMNS, rows, bind_event)
 }
 
 /// An image with its load and unload times.
@@ -546,7 +538,6 @@ impl Writer {
                     if i.phase == Phase::End {
                         e.2 = Some(r.time_ns);
                     }
-                    let _ = started_before(i.phase);
                 }
                 Rundown::Pdb(p) => pdbs.push(p.clone()),
             }

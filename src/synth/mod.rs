@@ -13,7 +13,7 @@
 pub mod rng;
 pub mod writer;
 
-use crate::etl::kernel::{HEAP_GUID, IMAGE_GUID, PROCESS_GUID, STACK_WALK_GUID, THREAD_GUID};
+use crate::etl::kernel::STACK_WALK_GUID;
 use crate::etl::Guid;
 use crate::heap::record::{op, opcode_name, EventInfo, HeapRecord, Snapshot, Source, SpaceInfo};
 use crate::heap::rundown::IMAGE_ID_GUID;
@@ -23,7 +23,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use writer::{classic_record, perfinfo_record, system_record, EtlWriter, SessionInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1321,7 +1321,6 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             }
             m.processes.push(p.stats);
         }
-        let _ = (HEAP_GUID, PROCESS_GUID, THREAD_GUID, IMAGE_GUID);
         Ok(m)
     }
 }
@@ -1535,9 +1534,4 @@ pub fn encode_heap_payload(out: &mut Vec<u8>, r: &HeapRecord, ptr: u8) {
             out.extend_from_slice(&(v as u32).to_le_bytes());
         }
     }
-}
-
-/// The directory a newcomer's demo writes to.
-pub fn default_out_dir() -> PathBuf {
-    PathBuf::from("demo")
 }
