@@ -2,6 +2,8 @@
 -- description: Per process, heap and source: reallocs, share that moved the block, estimated bytes copied.
 -- question: How often does realloc copy the data instead of resizing in place?
 -- param: capture = latest : capture id (default: the latest capture)
+-- param: since = none : only events at least this many seconds after the session start
+-- param: until = none : only events before this many seconds after the session start
 -- param: pid = all : only this process
 -- param: heap = all : only this heap handle (e.g. 0x1f0000)
 -- param: limit = 100 : rows to return
@@ -9,7 +11,11 @@
 -- est_bytes_copied = sum over moving reallocs of min(old size, new size): what
 -- HeapReAlloc had to memcpy.
 -- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
-WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi,
+                    -- since/until: seconds from the session start (NULL: no bound)
+                    start_time_ns + coalesce(:since, -1e12) * 1e9 AS t_from,
+                    start_time_ns + coalesce(:until, 1e12) * 1e9 AS t_to
+             FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures)))
 SELECT r.pid,
        p.name                                    AS process,
@@ -23,6 +29,7 @@ FROM reallocs r
 LEFT JOIN sources s ON s.source = r.source
 LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid
 WHERE r.id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +r.capture_id = (SELECT id FROM cap)
+      AND r.time_ns >= (SELECT t_from FROM cap) AND r.time_ns < (SELECT t_to FROM cap)
   AND (:pid IS NULL OR r.pid = :pid)
   AND (:heap IS NULL OR r.heap = :heap)
 GROUP BY r.pid, r.heap, r.source

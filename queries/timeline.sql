@@ -2,12 +2,18 @@
 -- description: Reallocs, moves and net bytes (sum of new - old size) per time bucket and process.
 -- question: Is realloc activity steady or bursty; when does memory grow?
 -- param: capture = latest : capture id (default: the latest capture)
+-- param: since = none : only events at least this many seconds after the session start
+-- param: until = none : only events before this many seconds after the session start
 -- param: bucket_ms = 1000 : bucket width in milliseconds
 -- param: pid = all : only this process
 --
 -- bucket_start_ms counts from the capture's session start.
 -- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
-WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi,
+                    -- since/until: seconds from the session start (NULL: no bound)
+                    start_time_ns + coalesce(:since, -1e12) * 1e9 AS t_from,
+                    start_time_ns + coalesce(:until, 1e12) * 1e9 AS t_to
+             FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 c AS (SELECT start_time_ns FROM captures WHERE capture_id = (SELECT id FROM cap))
 SELECT CAST((r.time_ns - c.start_time_ns) / (1000000 * :bucket_ms) AS INTEGER) * :bucket_ms AS bucket_start_ms,
@@ -20,6 +26,7 @@ FROM reallocs r
 CROSS JOIN c
 LEFT JOIN process_names p ON p.capture_id = r.capture_id AND p.pid = r.pid
 WHERE r.id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +r.capture_id = (SELECT id FROM cap)
+      AND r.time_ns >= (SELECT t_from FROM cap) AND r.time_ns < (SELECT t_to FROM cap)
   AND (:pid IS NULL OR r.pid = :pid)
 GROUP BY bucket_start_ms, r.pid
 ORDER BY bucket_start_ms, r.pid;

@@ -2,6 +2,8 @@
 -- description: Call sites (stacks, or heaps where no stacks were collected) with the most reallocs, moves and bytes grown.
 -- question: Who reallocates most, and what does it cost in copies?
 -- param: capture = latest : capture id (default: the latest capture)
+-- param: since = none : only events at least this many seconds after the session start
+-- param: until = none : only events before this many seconds after the session start
 -- param: pid = all : only this process
 -- param: limit = 20 : rows to return
 --
@@ -10,7 +12,11 @@
 -- kernelbase, kernel32, the C runtimes) as module+offset, when the rundown names images.
 -- bytes_copied estimates the memcpy of moving reallocs: min(old size, new size).
 -- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
-WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
+WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi,
+                    -- since/until: seconds from the session start (NULL: no bound)
+                    start_time_ns + coalesce(:since, -1e12) * 1e9 AS t_from,
+                    start_time_ns + coalesce(:until, 1e12) * 1e9 AS t_to
+             FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 sites AS (
     SELECT r.pid,
@@ -23,6 +29,7 @@ sites AS (
            max(r.new_size)                                       AS max_size
     FROM reallocs r
     WHERE r.id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +r.capture_id = (SELECT id FROM cap)
+      AND r.time_ns >= (SELECT t_from FROM cap) AND r.time_ns < (SELECT t_to FROM cap)
       AND (:pid IS NULL OR r.pid = :pid)
     GROUP BY r.pid, r.stack_id, CASE WHEN r.stack_id IS NULL THEN r.heap END
     ORDER BY reallocs DESC, bytes_grown DESC, r.pid, r.stack_id, heap

@@ -1138,3 +1138,42 @@ fn reports_and_schema_listings() {
     assert!(text.contains("new_address") && text.contains("NewAddress: the block after the call"));
     assert!(text.contains("view reallocs_v"));
 }
+
+#[test]
+fn since_and_until_bound_the_time_window() {
+    let m = &fixture().manifests[1];
+    // Reallocs between 0.1 s and 0.3 s after the session start (10 MHz raw clock).
+    let lo = m.start_raw + 1_000_000;
+    let hi = m.start_raw + 3_000_000;
+    let mut want: BTreeMap<u32, u64> = BTreeMap::new();
+    for r in reallocs(1).iter().filter(|r| r.ts >= lo && r.ts < hi) {
+        *want.entry(r.pid).or_default() += 1;
+    }
+    assert!(!want.is_empty());
+    let mut got: BTreeMap<u32, u64> = BTreeMap::new();
+    for g in query(&[
+        "move-ratio",
+        "-p",
+        "since=0.1",
+        "-p",
+        "until=0.3",
+        "-p",
+        "limit=1000",
+    ]) {
+        *got.entry(i(&g["pid"]) as u32).or_default() += i(&g["reallocs"]) as u64;
+    }
+    assert_eq!(got, want);
+    let total: i64 = query(&[
+        "thread-activity",
+        "-p",
+        "since=0.1",
+        "-p",
+        "until=0.3",
+        "-p",
+        "limit=1000",
+    ])
+    .iter()
+    .map(|g| i(&g["reallocs"]))
+    .sum();
+    assert_eq!(total as u64, want.values().sum::<u64>());
+}
