@@ -373,11 +373,7 @@ impl CpuStream {
                         ..
                     }) => match self.find(event_ts, tid) {
                         Some(Some((bank, i))) => {
-                            let rows = match bank {
-                                Bank::Current => &mut cur.rows,
-                                Bank::Held => &mut held.as_deref_mut().expect("held rows").rows,
-                            };
-                            let r = &mut rows[i as usize];
+                            let r = row_at(&mut cur.rows, held.as_deref_mut(), bank, i);
                             if r.stack == StackRef::None {
                                 let id = frames.id();
                                 r.stack = StackRef::Id(id);
@@ -400,11 +396,7 @@ impl CpuStream {
                         ..
                     }) => match self.find(event_ts, tid) {
                         Some(Some((bank, i))) => {
-                            let rows = match bank {
-                                Bank::Current => &mut cur.rows,
-                                Bank::Held => &mut held.as_deref_mut().expect("held rows").rows,
-                            };
-                            let r = &mut rows[i as usize];
+                            let r = row_at(&mut cur.rows, held.as_deref_mut(), bank, i);
                             let (mut user_k, mut kernel_k) = match r.stack {
                                 StackRef::Keys { user, kernel } => (user, kernel),
                                 _ => (0, 0),
@@ -439,6 +431,19 @@ impl CpuStream {
                 self.remember(ts, tid, row_ref);
             }
         }
+    }
+}
+
+/// The row a recent-event entry points at: in the current batch or the held one.
+fn row_at<'r>(
+    current: &'r mut [HeapRow],
+    held: Option<&'r mut Batch>,
+    bank: Bank,
+    i: u32,
+) -> &'r mut HeapRow {
+    match bank {
+        Bank::Current => &mut current[i as usize],
+        Bank::Held => &mut held.expect("a held-bank entry implies a held batch").rows[i as usize],
     }
 }
 
