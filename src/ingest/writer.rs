@@ -41,6 +41,24 @@ pub struct ReallocRow {
     pub row: EventRow,
 }
 
+/// Binds the seven columns both event tables start with (id, capture_id, time_ns,
+/// ts_raw, pid, tid, cpu) at parameters `base + 1 ..= base + 7`.
+fn bind_event_keys(
+    st: &mut rusqlite::Statement<'_>,
+    base: usize,
+    id: i64,
+    capture_id: i64,
+    e: &EventRow,
+) -> rusqlite::Result<()> {
+    st.raw_bind_parameter(base + 1, id)?;
+    st.raw_bind_parameter(base + 2, capture_id)?;
+    st.raw_bind_parameter(base + 3, e.time_ns)?;
+    st.raw_bind_parameter(base + 4, sql_u64(e.ts_raw))?;
+    st.raw_bind_parameter(base + 5, e.pid)?;
+    st.raw_bind_parameter(base + 6, e.tid)?;
+    st.raw_bind_parameter(base + 7, e.cpu)
+}
+
 /// Binds one ReAlloc row's 19 values starting at parameter `base + 1`.
 pub fn bind_realloc(
     st: &mut rusqlite::Statement<'_>,
@@ -50,13 +68,7 @@ pub fn bind_realloc(
     let e = &r.row;
     let new_address = e.address.unwrap_or(0);
     let old_address = e.old_address.unwrap_or(0);
-    st.raw_bind_parameter(base + 1, r.id)?;
-    st.raw_bind_parameter(base + 2, r.capture_id)?;
-    st.raw_bind_parameter(base + 3, e.time_ns)?;
-    st.raw_bind_parameter(base + 4, sql_u64(e.ts_raw))?;
-    st.raw_bind_parameter(base + 5, e.pid)?;
-    st.raw_bind_parameter(base + 6, e.tid)?;
-    st.raw_bind_parameter(base + 7, e.cpu)?;
+    bind_event_keys(st, base, r.id, r.capture_id, e)?;
     st.raw_bind_parameter(base + 8, sql_u64(e.heap))?;
     st.raw_bind_parameter(base + 9, sql_u64(new_address))?;
     st.raw_bind_parameter(base + 10, sql_u64(old_address))?;
@@ -112,13 +124,7 @@ pub struct OtherRow {
 
 fn bind_event(st: &mut rusqlite::Statement<'_>, base: usize, r: &OtherRow) -> rusqlite::Result<()> {
     let e = &r.row;
-    st.raw_bind_parameter(base + 1, r.id)?;
-    st.raw_bind_parameter(base + 2, r.capture_id)?;
-    st.raw_bind_parameter(base + 3, e.time_ns)?;
-    st.raw_bind_parameter(base + 4, sql_u64(e.ts_raw))?;
-    st.raw_bind_parameter(base + 5, e.pid)?;
-    st.raw_bind_parameter(base + 6, e.tid)?;
-    st.raw_bind_parameter(base + 7, e.cpu)?;
+    bind_event_keys(st, base, r.id, r.capture_id, e)?;
     st.raw_bind_parameter(base + 8, e.opcode)?;
     st.raw_bind_parameter(base + 9, sql_u64(e.heap))?;
     st.raw_bind_parameter(base + 10, e.address.map(sql_u64))?;
