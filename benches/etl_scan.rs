@@ -10,7 +10,7 @@
 //! latter: they belong to the page cache, not to heapdb).
 
 use heapdb::etl::summary::summarize;
-use heapdb::etl::{EtlFile, MappedFile};
+use heapdb::etl::EtlFile;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -83,8 +83,8 @@ fn scan(file: &EtlFile<'_>) -> (u64, u64, u64) {
 }
 
 fn bench(label: &str, path: &Path) {
-    let map = MappedFile::open(path).unwrap();
-    let bytes = map.bytes();
+    let map = std::fs::read(path).unwrap();
+    let bytes = &map[..];
     let mb = bytes.len() as f64 / 1e6;
     let file = EtlFile::parse(bytes).unwrap();
     // Warm the page cache so the numbers measure decoding, not the disk.

@@ -6,7 +6,7 @@
 //!   HEAPDB_BENCH_MB=4096 cargo bench --bench heap_decode
 //!   HEAPDB_BENCH_FILE=x.etl cargo bench --bench heap_decode
 
-use heapdb::etl::{EtlFile, MappedFile};
+use heapdb::etl::EtlFile;
 use heapdb::heap::capture::{decode_buffers, key_definitions};
 use heapdb::synth::{generate_file, Options, StackMode};
 use std::path::PathBuf;
@@ -52,9 +52,9 @@ fn main() {
             (p, true)
         }
     };
-    let map = MappedFile::open(&path).unwrap();
-    let file = EtlFile::parse(map.bytes()).unwrap();
-    let size_mb = map.bytes().len() as f64 / 1e6;
+    let map = std::fs::read(&path).unwrap();
+    let file = EtlFile::parse(&map[..]).unwrap();
+    let size_mb = map.len() as f64 / 1e6;
     for threads in [1, rayon::current_num_threads()] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -12,9 +12,9 @@
 //!    with the same columns and no index, same pragmas, one transaction per capture;
 //!    only the inserts are timed.
 
-use heapdb::etl::{EtlFile, MappedFile};
+use heapdb::etl::EtlFile;
 use heapdb::heap::capture::{decode_buffers, key_definitions};
-use heapdb::ingest::rows::EventRow;
+use heapdb::ingest::rows::HeapEventRow as EventRow;
 use heapdb::synth::{generate, Options};
 use rusqlite::{params, Connection};
 use std::path::PathBuf;
@@ -149,8 +149,8 @@ fn main() {
         .collect();
     paths.sort();
     for (cid, p) in paths.iter().enumerate() {
-        let map = MappedFile::open(p).unwrap();
-        let file = EtlFile::parse(map.bytes()).unwrap();
+        let map = std::fs::read(p).unwrap();
+        let file = EtlFile::parse(&map[..]).unwrap();
         let clock = *file.clock();
         let (keys, _) = key_definitions(&file);
         let mut rows: Vec<EventRow> = Vec::new();

@@ -74,6 +74,39 @@ CREATE TABLE IF NOT EXISTS heap_opcodes (
     opcode INTEGER PRIMARY KEY,            -- event type / opcode
     name   TEXT NOT NULL                   -- PerfView's event name
 );
+INSERT OR IGNORE INTO heap_opcodes VALUES
+    (32, 'Create'),
+    (33, 'Alloc'),
+    (34, 'ReAlloc'),
+    (35, 'Destroy'),
+    (36, 'Free'),
+    (37, 'Expand'),
+    (38, 'SnapShot'),
+    (39, 'CreateSnapshot'),
+    (40, 'DestroySnapshot'),
+    (41, 'ExtendSnapshot'),
+    (42, 'Contract'),
+    (43, 'Lock'),
+    (44, 'Unlock'),
+    (45, 'Validate'),
+    (46, 'Walk'),
+    (47, 'SubsegmentAlloc'),
+    (48, 'SubsegmentFree'),
+    (49, 'SubsegmentAllocCached'),
+    (50, 'SubsegmentFreeCached'),
+    (51, 'Commit'),
+    (52, 'Decommit'),
+    (53, 'SubsegmentInit'),
+    (54, 'AffinityManagerEnable'),
+    (55, 'AffinitySlotAssigned'),
+    (56, 'SubSegmentActivated'),
+    (57, 'AffinitySlotChanged'),
+    (58, 'SubsegmentReuseThresholdActivated'),
+    (100, 'RangeRundown'),
+    (101, 'RangeCreate'),
+    (102, 'RangeReserve'),
+    (103, 'RangeRelease'),
+    (104, 'RangeDestroy');
 
 -- One row per heap ReAlloc: the core fact table.
 CREATE TABLE IF NOT EXISTS reallocs (

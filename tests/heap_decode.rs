@@ -4,7 +4,7 @@
 
 mod common;
 
-use heapdb::etl::{EtlFile, MappedFile};
+use heapdb::etl::EtlFile;
 use heapdb::heap::capture::{decode_file, StackRef};
 use heapdb::heap::record::{decode_payload, op, HeapError, HeapRecord, Source};
 use heapdb::heap::rundown::{Phase, Rundown};
@@ -21,8 +21,8 @@ fn round_trip(opts: &Options) {
         opts.pointer_mode, opts.stacks, opts.compress
     );
     assert_eq!(truth.len() as u64, m.heap_events, "{ctx}");
-    let map = MappedFile::open(&path).unwrap();
-    let file = EtlFile::parse(map.bytes()).unwrap();
+    let map = std::fs::read(&path).unwrap();
+    let file = EtlFile::parse(&map).unwrap();
     let batch = decode_file(&file);
     assert!(
         batch.problems.is_empty(),
@@ -478,8 +478,8 @@ fn rundown_matches_traceevent_on_real_captures() {
             [35, 35, 1, 1, 2, 1810, 1820, 57, 47, 16, 29],
         ),
     ] {
-        let map = MappedFile::open(&dir.join(name)).unwrap();
-        let b = decode_file(&EtlFile::parse(map.bytes()).unwrap());
+        let map = std::fs::read(dir.join(name)).unwrap();
+        let b = decode_file(&EtlFile::parse(&map).unwrap());
         let mut got = [0usize; 11];
         for r in &b.rundown {
             let i = match r {
@@ -578,8 +578,8 @@ fn rundown_matches_traceevent_on_real_captures() {
 fn real_stack_keys_resolve() {
     use heapdb::heap::stack::{decode, StackEvent};
     for name in ["net.4.5.2.x64.etl", "net.4.5.2.x86.etl"] {
-        let map = MappedFile::open(&common::real_dir().join(name)).unwrap();
-        let file = EtlFile::parse(map.bytes()).unwrap();
+        let map = std::fs::read(common::real_dir().join(name)).unwrap();
+        let file = EtlFile::parse(&map).unwrap();
         let (table, stacks) = heapdb::heap::capture::key_definitions(&file);
         assert!(!stacks.is_empty());
         let (mut refs, mut resolved, mut plain) = (0, 0, 0);

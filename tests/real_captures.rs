@@ -8,7 +8,7 @@
 mod common;
 
 use heapdb::etl::summary::summarize;
-use heapdb::etl::{EtlFile, HeaderKind, MappedFile};
+use heapdb::etl::{EtlFile, HeaderKind};
 use std::collections::BTreeMap;
 
 /// dissect.etl's name for a header kind.
@@ -40,8 +40,8 @@ struct Decoded {
 }
 
 fn decode(path: &std::path::Path) -> Decoded {
-    let map = MappedFile::open(path).unwrap();
-    let file = EtlFile::parse(map.bytes()).unwrap();
+    let map = std::fs::read(path).unwrap();
+    let file = EtlFile::parse(&map).unwrap();
     let mut d = Decoded {
         events: 0,
         dissect_counts: BTreeMap::new(),
@@ -187,8 +187,8 @@ fn every_real_capture_matches_the_reference_parsers() {
 }
 
 fn check_logfile_header(name: &str, path: &std::path::Path, want: &serde_json::Value) {
-    let map = MappedFile::open(path).unwrap();
-    let file = EtlFile::parse(map.bytes()).unwrap();
+    let map = std::fs::read(path).unwrap();
+    let file = EtlFile::parse(&map).unwrap();
     let h = file.header();
     let clock = match h.clock_type {
         heapdb::etl::ClockType::Raw => 0,
@@ -244,8 +244,8 @@ fn captures_dissect_cannot_read() {
             "68fdd900-4a3e-11d1-84f4-0000f80464e3/80"
         ]
     );
-    let map = MappedFile::open(&dir.join("CldFlt2-2025-12-21-121418.etl")).unwrap();
-    let file = EtlFile::parse(map.bytes()).unwrap();
+    let map = std::fs::read(dir.join("CldFlt2-2025-12-21-121418.etl")).unwrap();
+    let file = EtlFile::parse(&map).unwrap();
     assert_eq!(file.header().buffers_written, 0);
     assert_eq!(file.header().end_time, 0);
     assert_eq!(file.header().clock_type, heapdb::etl::ClockType::SystemTime);
@@ -258,8 +258,8 @@ fn captures_dissect_cannot_read() {
     assert_eq!(d.errors, 0);
     assert_eq!(d.kinds.get("SystemHeader"), Some(&1));
     assert_eq!(d.kinds.get("EventHeader"), Some(&1));
-    let map = MappedFile::open(&path).unwrap();
-    let file = EtlFile::parse(map.bytes()).unwrap();
+    let map = std::fs::read(&path).unwrap();
+    let file = EtlFile::parse(&map).unwrap();
     let h = file.header();
     assert_eq!(h.layout_pointer_size, 4);
     assert_eq!(h.pointer_size, 4);
@@ -291,8 +291,8 @@ fn traceevent_baselines_agree_on_time_cpu_and_payload_length() {
                 .join(format!("{name}.traceevent-baseline.txt")),
         )
         .unwrap();
-        let map = MappedFile::open(&dir.join(name)).unwrap();
-        let file = EtlFile::parse(map.bytes()).unwrap();
+        let map = std::fs::read(dir.join(name)).unwrap();
+        let file = EtlFile::parse(&map).unwrap();
         let clock = *file.clock();
         let t0 = clock.unix_ns(file.header().start_raw);
         // (microseconds since start, cpu, payload length, pid, tid); pid/tid of kernel

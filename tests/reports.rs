@@ -695,7 +695,7 @@ fn heap_inventory() {
     let mut want: BTreeMap<(u32, u64), [u64; 7]> = BTreeMap::new();
     let mut sources: BTreeMap<(u32, u64), std::collections::BTreeSet<u32>> = BTreeMap::new();
     for t in &fixture().truth[1] {
-        let heap = t.record.columns().heap;
+        let heap = heapdb::ingest::rows::columns(&t.record).heap;
         if t.info.opcode == 55 {
             continue; // AffinitySlotAssigned carries no heap
         }
@@ -792,7 +792,7 @@ fn address_history() {
     let ops = &fixture().truth[1];
     let mut touches: HashMap<u64, Vec<(u64, String, String)>> = HashMap::new();
     for t in ops {
-        let c = t.record.columns();
+        let c = heapdb::ingest::rows::columns(&t.record);
         match t.record {
             HeapRecord::ReAlloc {
                 new_address,

@@ -1,44 +1,44 @@
-//! `heapdb dump`: the events of .etl files as JSON lines, a JSON array, or a table.
+//! `heapdb dump`: the events of captures, one row each, or one row per capture with
+//! `--summary`.
 
-use super::{exit, is_broken_pipe, report};
-use crate::etl::summary::{summarize, HeaderFields, Summary};
-use crate::etl::time::rfc3339;
-use crate::etl::{EtlFile, Event, FileError, MappedFile};
-use clap::{Args, ValueEnum};
-use serde::Serialize;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use super::format::{choose, FormatArg};
+use super::{say, Outcome};
+use clap::Args;
+use heapdb::etl::summary::{summarize_reader, HeaderFields, Summary};
+use heapdb::etl::time::rfc3339;
+use heapdb::etl::{Clock, EtlReader, Event, Guid, Window};
+use heapdb::ingest::discover::{self, Input};
+use heapdb::output::{self, Format, RowWriter, Value};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DumpFormat {
-    /// One JSON object per line (the default when stdout is not a terminal).
-    Jsonl,
-    /// One JSON array (per file with --summary: an array of file objects).
-    Json,
-    /// Aligned columns for people (the default on a terminal).
-    Table,
-}
 
 #[derive(Args)]
 #[command(
-    after_help = "Event fields: file, provider (GUID, lowercase, no braces), opcode \
-(null for WPP messages), event_id, version, pid, tid (null where the header has none), cpu, \
-ts_raw, time (RFC 3339 UTC), header (system64, perfinfo64, event64, classic32, wpp, ...), \
-pointer_size, offset (file offset of the record; of its buffer when compressed), \
-payload_len, and payload (hex) with --payload.\n\n\
-Summary fields: file, the logfile header fields, events, buffers, compressed_buffers, \
-header_kinds, counts (keyed \"<provider>/<opcode>\", opcode -1 for WPP), errors.\n\n\
+    after_help = "FILE can be a capture, a .zip or .diagsession archive (each .etl inside \
+is dumped, named archive!inner.etl) or a directory (every capture below it).\n\n\
+Event columns: file, provider (GUID, lowercase, no braces), opcode (null for WPP \
+messages), event_id, version, pid, tid (null where the header has none), cpu, ts_raw, time \
+(RFC 3339 UTC), header (system64, perfinfo64, event64, classic32, wpp, ...), pointer_size, \
+offset (file offset of the record; of its buffer when compressed), payload_len, and \
+payload (hex) with --payload.\n\n\
+Summary columns: file, the logfile header fields, events, buffers, compressed_buffers, \
+header_kinds, counts (keyed \"<provider>/<opcode>\", opcode -1 for WPP), errors; nested \
+values are JSON in json/jsonl and text in the other formats.\n\n\
+Output: a table on a terminal (one block per file with --summary), JSON lines \
+otherwise; --format table|csv|tsv|json|jsonl|markdown.\n\n\
+Exit codes: 0 ok, 1 some file was bad (reported on stderr with its byte offset), \
+3 output failed.\n\n\
 Examples:\n  heapdb dump trace.etl | head\n  heapdb dump --summary --format json a.etl b.etl\n  \
 heapdb dump --provider 222962ab-6180-4b88-a825-346b75f2a24a --opcode 34 trace.etl"
 )]
 pub struct DumpArgs {
-    /// .etl files to read.
+    /// Captures to read (files, archives, directories).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, short, value_enum)]
-    pub format: Option<DumpFormat>,
-    /// One object per file: logfile header, event counts per provider/opcode, errors.
+    pub format: Option<FormatArg>,
+    /// One row per file: logfile header, event counts per provider/opcode, errors.
     #[arg(long)]
     pub summary: bool,
     /// Include each event's payload as hex.
@@ -46,7 +46,7 @@ pub struct DumpArgs {
     pub payload: bool,
     /// Only events of this provider GUID.
     #[arg(long, value_name = "GUID")]
-    pub provider: Option<crate::etl::Guid>,
+    pub provider: Option<Guid>,
     /// Only events with this opcode.
     #[arg(long)]
     pub opcode: Option<u8>,
@@ -55,360 +55,259 @@ pub struct DumpArgs {
     pub limit: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct EventRow<'a> {
-    file: &'a str,
-    provider: String,
-    opcode: Option<u8>,
-    event_id: u16,
-    version: u16,
-    pid: Option<u32>,
-    tid: Option<u32>,
-    cpu: u16,
-    ts_raw: Option<u64>,
-    time: Option<String>,
-    header: &'static str,
-    pointer_size: u8,
-    offset: u64,
-    payload_len: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload: Option<String>,
-}
+const EVENT_COLUMNS: [&str; 14] = [
+    "file",
+    "provider",
+    "opcode",
+    "event_id",
+    "version",
+    "pid",
+    "tid",
+    "cpu",
+    "ts_raw",
+    "time",
+    "header",
+    "pointer_size",
+    "offset",
+    "payload_len",
+];
 
-#[derive(Serialize)]
-struct ErrorRow {
-    offset: u64,
-    message: String,
-}
-
-#[derive(Serialize)]
-struct FileSummary<'a> {
-    file: &'a str,
-    #[serde(flatten)]
-    header: HeaderFields,
-    #[serde(flatten)]
-    summary: &'a Summary,
-    errors: Vec<ErrorRow>,
-}
-
-pub fn run(args: DumpArgs, _quiet: bool) -> u8 {
-    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
-        DumpFormat::Table
-    } else {
-        DumpFormat::Jsonl
-    });
+pub fn run(args: DumpArgs, _quiet: bool) -> anyhow::Result<Outcome> {
+    let format = choose(args.format, Format::Jsonl);
+    let mut inputs = Vec::new();
+    let mut bad = false;
+    for f in &args.files {
+        let found = discover::expand(&[f.display().to_string()]);
+        for b in &found.bad {
+            say(format!("{}: {}", b.input, b.message));
+            bad = true;
+        }
+        inputs.extend(found.inputs);
+    }
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut code = exit::OK;
-    let mut first_json = true;
-    if format == DumpFormat::Json {
-        if let Err(e) = out.write_all(b"[") {
-            return io_failure(&e);
-        }
-    }
-    for path in &args.files {
-        let name = path.display().to_string();
-        let result = if args.summary {
-            dump_summary(&name, path, format, &mut out, &mut first_json)
-        } else {
-            dump_events(&name, path, &args, format, &mut out, &mut first_json)
-        };
-        match result {
-            Ok(had_errors) => {
-                if had_errors {
-                    code = exit::INPUT_ERRORS;
-                }
-            }
-            Err(e) => return io_failure(&e),
-        }
-    }
-    let end = if format == DumpFormat::Json {
-        out.write_all(b"]\n")
+    let out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let had_errors = if args.summary {
+        dump_summaries(&inputs, format, out)?
     } else {
-        Ok(())
+        dump_events(&inputs, &args, format, out)?
     };
-    if let Err(e) = end.and_then(|_| out.flush()) {
-        return io_failure(&e);
-    }
-    code
-}
-
-fn io_failure(e: &io::Error) -> u8 {
-    if is_broken_pipe(e) {
-        exit::OK
+    Ok(if bad || had_errors {
+        Outcome::InputErrors
     } else {
-        report(format!("writing output: {e}"));
-        exit::FAILURE
-    }
+        Outcome::Ok
+    })
 }
 
-/// Opens and parses a file; an unreadable or non-ETL file is reported and yields None.
-fn open(name: &str, path: &std::path::Path) -> Option<MappedFile> {
-    match MappedFile::open(path) {
-        Ok(m) => Some(m),
+/// Opens a capture; an unreadable or foreign one is reported and yields None.
+fn open(input: &Input) -> Option<EtlReader<Box<dyn io::Read + Send>>> {
+    let name = input.display();
+    let opened = match input.open() {
+        Ok(o) => o,
         Err(e) => {
-            report(format!("{name}: {e}"));
+            say(format!("{name}: {e}"));
+            return None;
+        }
+    };
+    match EtlReader::new(opened.reader, opened.len) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            say(format!("{name}: {e}"));
             None
         }
     }
 }
 
-fn json_sep(out: &mut impl Write, format: DumpFormat, first: &mut bool) -> io::Result<()> {
-    if format == DumpFormat::Json {
-        if !*first {
-            out.write_all(b",\n")?;
-        } else {
-            out.write_all(b"\n")?;
-        }
-    }
-    *first = false;
-    Ok(())
-}
-
-/// Returns Ok(true) when the file had errors.
 fn dump_events(
-    name: &str,
-    path: &std::path::Path,
+    inputs: &[Input],
     args: &DumpArgs,
-    format: DumpFormat,
-    out: &mut impl Write,
-    first: &mut bool,
+    format: Format,
+    out: impl Write,
 ) -> io::Result<bool> {
-    let Some(map) = open(name, path) else {
-        return Ok(true);
-    };
-    let file = match EtlFile::parse(map.bytes()) {
-        Ok(f) => f,
-        Err(error) => {
-            report(FileError {
-                path: name.to_string(),
-                error,
-            });
-            return Ok(true);
-        }
-    };
-    let clock = *file.clock();
-    if format == DumpFormat::Table {
-        writeln!(
-            out,
-            "{:<30} {:<10} {:<36} {:>6} {:>5} {:>3} {:>7} {:>7} {:>3} {:>12} {:>6}",
-            "time",
-            "header",
-            "provider",
-            "opcode",
-            "id",
-            "ver",
-            "pid",
-            "tid",
-            "cpu",
-            "offset",
-            "len"
-        )?;
+    let mut columns: Vec<String> = EVENT_COLUMNS.iter().map(|s| s.to_string()).collect();
+    if args.payload {
+        columns.push("payload".into());
     }
+    let mut w = RowWriter::new(out, columns, output::Options::new(format))?;
     let mut had_errors = false;
-    let mut written = 0u64;
-    let mut io_err = None;
     let limit = args.limit.unwrap_or(u64::MAX);
-    file.for_each(|item| {
-        if io_err.is_some() || written >= limit {
-            return;
-        }
-        let e = match item {
-            Ok(e) => e,
-            Err(error) => {
-                had_errors = true;
-                report(FileError {
-                    path: name.to_string(),
-                    error: error.clone(),
-                });
-                return;
-            }
+    for input in inputs {
+        let name = input.display();
+        let Some(mut reader) = open(input) else {
+            had_errors = true;
+            continue;
         };
-        if args.provider.is_some_and(|p| p != e.provider)
-            || args.opcode.is_some_and(|o| e.opcode != Some(o))
-        {
-            return;
+        let clock = *reader.clock();
+        let mut written = 0u64;
+        let mut window = Window::new();
+        let mut scratch = Vec::new();
+        'file: while reader.next_window(&mut window, 32 << 20, 256) {
+            for item in window.items() {
+                let events = item.and_then(|b| b.events(&mut scratch));
+                let events = match events {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        had_errors = true;
+                        say(format!("{name}: {e}"));
+                        continue;
+                    }
+                };
+                for ev in events {
+                    let e = match ev {
+                        Ok(e) => e,
+                        Err(err) => {
+                            had_errors = true;
+                            say(format!("{name}: {err}"));
+                            continue;
+                        }
+                    };
+                    if args.provider.is_some_and(|p| p != e.provider)
+                        || args.opcode.is_some_and(|o| e.opcode != Some(o))
+                    {
+                        continue;
+                    }
+                    if written >= limit {
+                        break 'file;
+                    }
+                    written += 1;
+                    w.row(&event_row(&name, &e, &clock, args.payload))?;
+                }
+            }
         }
-        written += 1;
-        let r = write_event(name, e, &clock, args.payload, format, out, first);
-        if let Err(err) = r {
-            io_err = Some(err);
+    }
+    w.finish()?;
+    Ok(had_errors)
+}
+
+fn event_row(name: &str, e: &Event<'_>, clock: &Clock, payload: bool) -> Vec<Value> {
+    let mut v = vec![
+        name.into(),
+        e.provider.to_string().into(),
+        e.opcode.into(),
+        e.event_id.into(),
+        e.version.into(),
+        e.pid.into(),
+        e.tid.into(),
+        e.cpu.into(),
+        e.timestamp.into(),
+        e.timestamp.map(|t| rfc3339(clock.unix_ns(t))).into(),
+        e.kind.name().into(),
+        e.pointer_size.into(),
+        e.offset().into(),
+        e.payload.len().into(),
+    ];
+    if payload {
+        v.push(output::hex(e.payload).into());
+    }
+    v
+}
+
+fn dump_summaries(inputs: &[Input], format: Format, out: impl Write) -> anyhow::Result<bool> {
+    let mut opts = output::Options::new(format);
+    opts.pretty_json = true;
+    opts.expanded = true;
+    let mut w: Option<RowWriter<_>> = None;
+    let mut out = Some(out);
+    let mut had_errors = false;
+    for input in inputs {
+        let name = input.display();
+        let Some(mut reader) = open(input) else {
+            had_errors = true;
+            continue;
+        };
+        let summary = summarize_reader(&mut reader);
+        for error in &summary.errors {
+            say(format!("{name}: {error}"));
+            had_errors = true;
         }
-    });
-    if let Some(e) = io_err {
-        return Err(e);
+        let (columns, values) = summary_row(&name, &HeaderFields::new(reader.header()), &summary)?;
+        if w.is_none() {
+            if let Some(o) = out.take() {
+                w = Some(RowWriter::new(o, columns, opts)?);
+            }
+        }
+        if let Some(w) = w.as_mut() {
+            w.row(&values)?;
+        }
+    }
+    match w {
+        Some(w) => {
+            w.finish()?;
+        }
+        None => {
+            // No readable file: still a well-formed (empty) result.
+            if let Some(o) = out.take() {
+                RowWriter::new(o, vec!["file".into()], opts)?.finish()?;
+            }
+        }
     }
     Ok(had_errors)
 }
 
-fn write_event(
+/// One summary row: the file, the logfile header fields, the counts; nested values as
+/// JSON for scripts and as lines of text for people.
+fn summary_row(
     name: &str,
-    e: &Event<'_>,
-    clock: &crate::etl::Clock,
-    payload: bool,
-    format: DumpFormat,
-    out: &mut impl Write,
-    first: &mut bool,
-) -> io::Result<()> {
-    let time = e.timestamp.map(|t| rfc3339(clock.unix_ns(t)));
-    if format == DumpFormat::Table {
-        let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-        return writeln!(
-            out,
-            "{:<30} {:<10} {:<36} {:>6} {:>5} {:>3} {:>7} {:>7} {:>3} {:>12} {:>6}",
-            time.as_deref().unwrap_or("-"),
-            e.kind.name(),
-            e.provider.to_string(),
-            e.opcode
-                .map(|o| o.to_string())
-                .unwrap_or_else(|| "-".into()),
-            e.event_id,
-            e.version,
-            opt(e.pid),
-            opt(e.tid),
-            e.cpu,
-            e.offset(),
-            e.payload.len()
-        );
-    }
-    let row = EventRow {
-        file: name,
-        provider: e.provider.to_string(),
-        opcode: e.opcode,
-        event_id: e.event_id,
-        version: e.version,
-        pid: e.pid,
-        tid: e.tid,
-        cpu: e.cpu,
-        ts_raw: e.timestamp,
-        time,
-        header: e.kind.name(),
-        pointer_size: e.pointer_size,
-        offset: e.offset(),
-        payload_len: e.payload.len(),
-        payload: payload.then(|| hex(e.payload)),
-    };
-    json_sep(out, format, first)?;
-    serde_json::to_writer(&mut *out, &row).map_err(io::Error::other)?;
-    if format == DumpFormat::Jsonl {
-        out.write_all(b"\n")?;
-    }
-    Ok(())
-}
-
-fn hex(b: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for &x in b {
-        s.push(DIGITS[(x >> 4) as usize] as char);
-        s.push(DIGITS[(x & 15) as usize] as char);
-    }
-    s
-}
-
-fn dump_summary(
-    name: &str,
-    path: &std::path::Path,
-    format: DumpFormat,
-    out: &mut impl Write,
-    first: &mut bool,
-) -> io::Result<bool> {
-    let Some(map) = open(name, path) else {
-        return Ok(true);
-    };
-    let file = match EtlFile::parse(map.bytes()) {
-        Ok(f) => f,
-        Err(error) => {
-            report(FileError {
-                path: name.to_string(),
-                error,
+    header: &HeaderFields,
+    s: &Summary,
+) -> anyhow::Result<(Vec<String>, Vec<Value>)> {
+    let mut columns = vec!["file".to_string()];
+    let mut values: Vec<Value> = vec![name.into()];
+    if let serde_json::Value::Object(h) = serde_json::to_value(header)? {
+        for (k, v) in h {
+            columns.push(k);
+            values.push(match v {
+                serde_json::Value::Null => Value::Null,
+                serde_json::Value::Number(n) => n.as_i64().map(Value::Int).unwrap_or(Value::Null),
+                serde_json::Value::String(t) => Value::Text(t),
+                other => Value::Text(other.to_string()),
             });
-            return Ok(true);
         }
-    };
-    let summary = summarize(&file);
-    for error in &summary.errors {
-        report(FileError {
-            path: name.to_string(),
-            error: error.clone(),
-        });
     }
-    let errors: Vec<ErrorRow> = summary
-        .errors
+    let mut by_count: Vec<(&String, &u64)> = s.counts.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let counts_text: Vec<String> = by_count
         .iter()
-        .map(|e| ErrorRow {
-            offset: e.offset(),
-            message: e.to_string(),
-        })
+        .map(|(k, v)| format!("{v:>10}  {k}"))
         .collect();
-    let had_errors = !errors.is_empty();
-    let row = FileSummary {
-        file: name,
-        header: HeaderFields::new(file.header()),
-        summary: &summary,
-        errors,
-    };
-    if format == DumpFormat::Table {
-        write_summary_table(out, &row)?;
-        return Ok(had_errors);
-    }
-    json_sep(out, format, first)?;
-    if format == DumpFormat::Json {
-        serde_json::to_writer_pretty(&mut *out, &row).map_err(io::Error::other)?;
-    } else {
-        serde_json::to_writer(&mut *out, &row).map_err(io::Error::other)?;
-        out.write_all(b"\n")?;
-    }
-    Ok(had_errors)
-}
-
-fn write_summary_table(out: &mut impl Write, s: &FileSummary<'_>) -> io::Result<()> {
-    let h = &s.header;
-    writeln!(out, "{}", s.file)?;
-    writeln!(
-        out,
-        "  Windows {} build {}, {} CPUs, {}-bit, trace format {}, logger {:?}",
-        h.os_version,
-        h.os_build,
-        h.cpu_count,
-        h.pointer_size * 8,
-        h.trace_format,
-        h.logger_name
-    )?;
-    writeln!(
-        out,
-        "  {} -> {}, clock {} @ {} Hz, buffers {} B",
-        h.start_time_utc,
-        h.end_time_utc.as_deref().unwrap_or("(never closed)"),
-        h.clock_type,
-        h.perf_freq,
-        h.buffer_size
-    )?;
-    writeln!(
-        out,
-        "  {} events in {} buffers ({} compressed); lost: {} events, {} buffers; {} errors",
-        s.summary.events,
-        s.summary.buffers,
-        s.summary.compressed_buffers,
-        h.events_lost,
-        h.buffers_lost,
-        s.errors.len()
-    )?;
-    let kinds: Vec<String> = s
-        .summary
+    let kinds_text: Vec<String> = s
         .header_kinds
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
-    writeln!(out, "  headers: {}", kinds.join(", "))?;
-    let mut by_count: Vec<(&String, &u64)> = s.summary.counts.iter().collect();
-    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    writeln!(out, "  {:>10}  provider/opcode", "events")?;
-    for (k, v) in by_count {
-        writeln!(out, "  {v:>10}  {k}")?;
+    let errors: Vec<serde_json::Value> = s
+        .errors
+        .iter()
+        .map(|e| serde_json::json!({"offset": e.offset(), "message": e.to_string()}))
+        .collect();
+    let errors_text: Vec<String> = s.errors.iter().map(|e| e.to_string()).collect();
+    for (c, v) in [
+        ("events", Value::from(s.events)),
+        ("buffers", Value::from(s.buffers)),
+        ("compressed_buffers", Value::from(s.compressed_buffers)),
+        (
+            "header_kinds",
+            Value::Nested {
+                json: serde_json::to_value(&s.header_kinds)?,
+                text: kinds_text.join(", "),
+            },
+        ),
+        (
+            "counts",
+            Value::Nested {
+                json: serde_json::to_value(&s.counts)?,
+                text: counts_text.join("\n"),
+            },
+        ),
+        (
+            "errors",
+            Value::Nested {
+                json: serde_json::Value::Array(errors),
+                text: errors_text.join("\n"),
+            },
+        ),
+    ] {
+        columns.push(c.to_string());
+        values.push(v);
     }
-    for e in &s.errors {
-        writeln!(out, "  error: {}", e.message)?;
-    }
-    Ok(())
+    Ok((columns, values))
 }

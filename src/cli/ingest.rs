@@ -1,8 +1,9 @@
 //! `heapdb ingest`: load captures into the database.
 
-use super::{exit, report};
-use crate::ingest::{self, IndexMode, Options};
+use super::{say, Outcome};
 use clap::{Args, ValueEnum};
+use heapdb::db::sink::{IndexMode, SqliteSink};
+use heapdb::ingest::{self, Options};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -17,22 +18,32 @@ pub enum IndexArg {
 
 #[derive(Args)]
 #[command(
-    after_help = "PATH can be a file, a directory (searched recursively for *.etl) or a \
-glob pattern (quote it: '/captures/2026-11-*/*.etl'). Files are taken in sorted order.\n\n\
+    after_help = "PATH can be a file, a directory (searched recursively for *.etl and \
+*.zip/*.diagsession archives; directory links are followed once) or a glob pattern (quote \
+it: '/captures/2026-11-*/*.etl'). Files are taken in sorted order. Each .etl inside a .zip \
+or a Visual Studio .diagsession becomes its own capture, named archive!inner.etl, read \
+from the archive without unpacking it. Only regular files are read: a FIFO or a device \
+named on the command line is refused.\n\n\
 Each capture is committed in its own transaction: a killed or crashed ingest leaves the \
 database as it was before the capture it was writing, and running the same command again \
 finishes the job. A capture already in the database (same content, even under another \
-path) is skipped. Bad files are reported on stderr and in the ingest_errors table, and the \
-batch goes on (--strict stops at the first bad file). Readers are never blocked (WAL).\n\n\
+path) is skipped. A capture that changes while it is read (a copy still in progress) is \
+not stored and is reported. Bad files are reported on stderr and in the ingest_errors \
+table, and the batch goes on (--strict stops at the first bad file). Readers are never \
+blocked (WAL); a second ingest on the same database waits for the first and goes on.\n\n\
+Ctrl-C or SIGTERM stops cleanly: the capture being written is rolled back, committed \
+captures stay, indexes are restored (press Ctrl-C again to skip that; `heapdb repair` \
+restores them later).\n\n\
 Exit codes: 0 all captures ingested (or already there), 1 done but some input was bad, \
-2 usage error, 3 database or I/O failure.\n\n\
-Examples:\n  heapdb ingest --db heap.db /captures/\n  heapdb ingest --db heap.db night1.etl night2.etl --jobs 4"
+2 usage error, 3 database or I/O failure, 4 interrupted.\n\n\
+Examples:\n  heapdb ingest --db heap.db /captures/\n  heapdb ingest --db heap.db night1.etl night2.etl --jobs 4\n  \
+heapdb ingest --db heap.db session.diagsession"
 )]
 pub struct IngestArgs {
     /// Database file (created if missing).
     #[arg(long, default_value = "heap.db", value_name = "FILE")]
     pub db: PathBuf,
-    /// Captures: files, directories, glob patterns.
+    /// Captures: files, directories, glob patterns, .zip/.diagsession archives.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
     /// Decoding threads (default: one per core). The database writer is one more thread.
@@ -46,52 +57,92 @@ pub struct IngestArgs {
     pub indexes: IndexArg,
 }
 
-pub fn run(a: IngestArgs, quiet: bool) -> u8 {
+pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let opts = Options {
-        db: a.db.clone(),
         inputs: a.paths,
         jobs: a.jobs,
-        quiet,
         strict: a.strict,
-        index_mode: match a.indexes {
-            IndexArg::Auto => IndexMode::Auto,
-            IndexArg::Rebuild => IndexMode::Rebuild,
-            IndexArg::Keep => IndexMode::Keep,
-        },
-        progress: true,
     };
-    match ingest::run(&opts) {
-        Ok(r) => {
-            let rows = r.reallocs + r.heap_events;
-            eprintln!(
-                "heapdb: {} file(s): {} ingested{}, {} already in the database, {} failed; {} reallocs + {} other heap events; {:.1} MB in {:.2} s ({:.2} M rows/s, {:.0} MB/s{}){}",
-                r.files,
-                r.ingested,
-                if r.ingested_with_errors > 0 { format!(" ({} with bad records)", r.ingested_with_errors) } else { String::new() },
-                r.duplicates,
-                r.failed + r.bad_inputs,
-                r.reallocs,
-                r.heap_events,
-                r.bytes as f64 / 1e6,
-                r.seconds,
-                rows as f64 / r.seconds.max(1e-9) / 1e6,
-                r.bytes as f64 / 1e6 / r.seconds.max(1e-9),
-                if r.rebuilt_indexes { format!(", indexes {:.2} s", r.index_seconds) } else { String::new() },
-                if r.stopped_early { "; stopped early (--strict)" } else { "" }
-            );
-            if r.had_errors() {
-                eprintln!(
-                    "heapdb: see the errors above, or: heapdb query --db {} data-quality",
-                    a.db.display()
-                );
-                exit::INPUT_ERRORS
-            } else {
-                exit::OK
-            }
+    let mode = match a.indexes {
+        IndexArg::Auto => IndexMode::Auto,
+        IndexArg::Rebuild => IndexMode::Rebuild,
+        IndexArg::Keep => IndexMode::Keep,
+    };
+    let cancel = super::cancel();
+    let sink = SqliteSink::open(&a.db, mode)?;
+    let term = super::progress::Terminal::new(quiet, 0);
+    let result = ingest::run(&opts, sink, &term, cancel);
+    term.finish();
+    let r = result?;
+    let rows = r.reallocs + r.heap_events;
+    let mut skipped = String::new();
+    if r.skipped_non_regular > 0 {
+        skipped.push_str(&format!(
+            ", {} skipped (not a regular file)",
+            r.skipped_non_regular
+        ));
+    }
+    if r.skipped_archives > 0 {
+        skipped.push_str(&format!(
+            ", {} skipped (archive without .etl)",
+            r.skipped_archives
+        ));
+    }
+    say(format!(
+        "{} file(s): {} ingested{}, {} already in the database, {} failed{skipped}; {} reallocs + {} other heap events; {:.1} MB in {:.2} s ({:.2} M rows/s, {:.0} MB/s{}){}",
+        r.files,
+        r.ingested,
+        if r.ingested_with_errors > 0 {
+            format!(" ({} with bad records)", r.ingested_with_errors)
+        } else {
+            String::new()
+        },
+        r.duplicates,
+        r.failed + r.bad_inputs,
+        r.reallocs,
+        r.heap_events,
+        r.bytes as f64 / 1e6,
+        r.seconds,
+        rows as f64 / r.seconds.max(1e-9) / 1e6,
+        r.bytes as f64 / 1e6 / r.seconds.max(1e-9),
+        if r.finished.rebuilt_indexes {
+            format!(", indexes {:.2} s", r.finished.index_seconds)
+        } else {
+            String::new()
+        },
+        if r.stopped_early {
+            "; stopped early (--strict)"
+        } else {
+            ""
         }
-        Err(e) => {
-            report(format!("{e:#}"));
-            exit::FAILURE
-        }
+    ));
+    if r.interrupted {
+        let indexes = if r.finished.missing_indexes.is_empty() {
+            "indexes are complete".to_string()
+        } else {
+            format!(
+                "{} indexes were not rebuilt (reports will be slow); restore them with: heapdb repair --db {}",
+                r.finished.missing_indexes.len(),
+                a.db.display()
+            )
+        };
+        say(format!(
+            "interrupted: {} capture(s) committed{}; {indexes}",
+            r.ingested,
+            r.rolled_back
+                .as_deref()
+                .map(|p| format!(", {p} rolled back"))
+                .unwrap_or_default()
+        ));
+        return Ok(Outcome::Interrupted);
+    }
+    if r.had_errors() {
+        say(format!(
+            "see the errors above, or: heapdb query --db {} data-quality",
+            a.db.display()
+        ));
+        Ok(Outcome::InputErrors)
+    } else {
+        Ok(Outcome::Ok)
     }
 }

@@ -1,8 +1,8 @@
 //! `heapdb synth`: write realistic heap captures and their manifest.
 
-use super::{exit, report};
-use crate::synth::{self, Options, PointerMode, StackMode};
+use super::{say, Outcome, UsageError};
 use clap::{Args, ValueEnum};
+use heapdb::synth::{self, Options, PointerMode, StackMode};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -65,14 +65,17 @@ pub struct SynthArgs {
     pub buffer_kib: u32,
 }
 
-pub fn run(a: SynthArgs, quiet: bool) -> u8 {
+pub fn run(a: SynthArgs, quiet: bool) -> anyhow::Result<Outcome> {
     if !(0.0..=1.0).contains(&a.realloc_share) || !(0.0..=1.0).contains(&a.internal_share) {
-        report("--realloc-share and --internal-share must be between 0 and 1");
-        return exit::USAGE;
+        return Err(UsageError(
+            "--realloc-share and --internal-share must be between 0 and 1".into(),
+        )
+        .into());
     }
     if !(4..=1024).contains(&a.buffer_kib) || a.cpus == 0 {
-        report("--buffer-kib must be 4..=1024 and --cpus at least 1");
-        return exit::USAGE;
+        return Err(
+            UsageError("--buffer-kib must be 4..=1024 and --cpus at least 1".into()).into(),
+        );
     }
     let opts = Options {
         files: a.files,
@@ -98,27 +101,21 @@ pub fn run(a: SynthArgs, quiet: bool) -> u8 {
         buffer_size: a.buffer_kib * 1024,
     };
     let t = Instant::now();
-    match synth::generate(&a.out, &opts) {
-        Ok(m) => {
-            if !quiet {
-                let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
-                let heap: u64 = m.files.iter().map(|f| f.heap_events).sum();
-                let reallocs: u64 = m.files.iter().map(|f| f.reallocs.total).sum();
-                let secs = t.elapsed().as_secs_f64();
-                eprintln!(
-                    "heapdb: wrote {} capture(s), {:.1} MB, {heap} heap events ({reallocs} reallocs) to {} in {secs:.2} s ({:.0} MB/s); manifest: {}",
-                    m.files.len(),
-                    bytes as f64 / 1e6,
-                    a.out.display(),
-                    bytes as f64 / 1e6 / secs.max(1e-9),
-                    a.out.join("manifest.json").display()
-                );
-            }
-            exit::OK
-        }
-        Err(e) => {
-            report(format!("writing captures to {}: {e}", a.out.display()));
-            exit::FAILURE
-        }
+    let m = synth::generate(&a.out, &opts)
+        .map_err(|e| anyhow::anyhow!("writing captures to {}: {e}", a.out.display()))?;
+    if !quiet {
+        let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+        let heap: u64 = m.files.iter().map(|f| f.heap_events).sum();
+        let reallocs: u64 = m.files.iter().map(|f| f.reallocs.total).sum();
+        let secs = t.elapsed().as_secs_f64();
+        say(format!(
+            "wrote {} capture(s), {:.1} MB, {heap} heap events ({reallocs} reallocs) to {} in {secs:.2} s ({:.0} MB/s); manifest: {}",
+            m.files.len(),
+            bytes as f64 / 1e6,
+            a.out.display(),
+            bytes as f64 / 1e6 / secs.max(1e-9),
+            a.out.join("manifest.json").display()
+        ));
     }
+    Ok(Outcome::Ok)
 }

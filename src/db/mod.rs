@@ -1,6 +1,11 @@
 //! The SQLite database: opening it the way each command needs, applying the versioned
-//! schema in `schema/*.sql`, and the index strategy of bulk loads.
+//! schema in `schema/*.sql`, the secondary indexes, and the sink that stores captures.
 
+pub mod sink;
+pub mod sql;
+
+use crate::ingest::observe::{Phase, Progress};
+use crate::ingest::sink::Context as SinkContext;
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
@@ -13,13 +18,24 @@ pub const TABLES_SQL: &str = include_str!("../../schema/001_tables.sql");
 pub const INDEXES_SQL: &str = include_str!("../../schema/002_indexes.sql");
 pub const VIEWS_SQL: &str = include_str!("../../schema/003_views.sql");
 
+/// Refuses paths that cannot be a database file, with a message naming them.
+fn check_path(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        bail!("{}: is a directory, not a database file", path.display());
+    }
+    Ok(())
+}
+
 /// Opens (creating if needed) a database for writing: WAL, so readers are never
 /// blocked by an ingest; schema applied or checked.
 pub fn open_rw(path: &Path) -> Result<Connection> {
-    let conn =
-        Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(60))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    check_path(path)?;
+    let named = |e: rusqlite::Error| anyhow::anyhow!("{}: {e}", path.display());
+    let conn = Connection::open(path).map_err(named)?;
+    conn.busy_timeout(Duration::from_secs(60)).map_err(named)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(named)?;
     if !mode.eq_ignore_ascii_case("wal") {
         bail!(
             "{}: could not switch the database to WAL mode (got {mode})",
@@ -28,13 +44,44 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     }
     // In WAL mode NORMAL keeps the database consistent after a power loss; the last
     // committed captures may roll back, and rerunning the ingest redoes them.
-    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;")?;
-    apply_schema(&conn).with_context(|| format!("applying the schema to {}", path.display()))?;
+    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;")
+        .map_err(named)?;
+    apply_schema(&conn).with_context(|| format!("{}: applying the schema", path.display()))?;
     Ok(conn)
 }
 
+/// A database opened for reading, and what the reader should be told about it.
+pub struct ReadOnly {
+    pub conn: Connection,
+    /// Notes for the user (an immutable open, missing indexes), one line each.
+    pub notes: Vec<String>,
+}
+
+/// `file:` URI of a path (percent-encoding what URIs reserve).
+fn file_uri(path: &Path, query: &str) -> String {
+    let mut s = String::from("file:");
+    for b in path.to_string_lossy().bytes() {
+        match b {
+            b'%' | b'?' | b'#' | b' ' => s.push_str(&format!("%{b:02X}")),
+            _ => s.push(b as char),
+        }
+    }
+    format!("{s}?{query}")
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i32> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
 /// Opens an existing database read-only: nothing a query does can change it.
-pub fn open_ro(path: &Path) -> Result<Connection> {
+///
+/// A WAL database needs its `-shm` file, which SQLite creates next to it; in a
+/// read-only directory (a shared archive, a mounted snapshot) that fails, and the
+/// database is opened *immutable* instead: SQLite then reads the main file only,
+/// without locks, so it must not be written meanwhile (a read-only directory cannot
+/// be), and changes still in a `-wal` file are not seen (heapdb checkpoints the WAL at
+/// the end of every ingest, so there are none unless an ingest was killed).
+pub fn open_ro(path: &Path) -> Result<ReadOnly> {
     if !path.exists() {
         bail!(
             "{}: no such database (create one with `heapdb ingest --db {}`)",
@@ -42,18 +89,42 @@ pub fn open_ro(path: &Path) -> Result<Connection> {
             path.display()
         );
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("opening database {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    // The file is opened read-only: nothing can write it. TEMP tables stay allowed
-    // (reports use them for intermediate results with an index); they live in a
-    // separate temporary database that disappears with the connection.
-    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    check_path(path)?;
+    let named = |e: rusqlite::Error| anyhow::anyhow!("{}: {e}", path.display());
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut notes = Vec::new();
+    let mut conn = Connection::open_with_flags(path, flags).map_err(named)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(named)?;
+    let version = match schema_version(&conn) {
+        Ok(v) => v,
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+            ) =>
+        {
+            conn =
+                Connection::open_with_flags(file_uri(path, "immutable=1"), flags).map_err(named)?;
+            notes.push(
+                "opened immutable (its directory is read-only, so SQLite cannot create the shared-memory file)"
+                    .to_string(),
+            );
+            let wal = path.with_file_name(format!(
+                "{}-wal",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                notes.push(format!(
+                    "{} holds changes an immutable open cannot read; copy the database and its -wal file to a writable directory to see them",
+                    wal.display()
+                ));
+            }
+            schema_version(&conn).map_err(named)?
+        }
+        Err(e) => return Err(named(e)),
+    };
     if version == 0 {
         bail!(
             "{}: not a heapdb database (schema version 0)",
@@ -66,7 +137,18 @@ pub fn open_ro(path: &Path) -> Result<Connection> {
             path.display()
         );
     }
-    Ok(conn)
+    let missing =
+        missing_indexes(&conn).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+    if !missing.is_empty() {
+        notes.push(format!(
+            "{} of its {} indexes are missing ({}), so reports run slowly; an ingest was interrupted while it rebuilt them. Restore them with: heapdb repair --db {}",
+            missing.len(),
+            index_names().len(),
+            missing.join(", "),
+            path.display()
+        ));
+    }
+    Ok(ReadOnly { conn, notes })
 }
 
 /// Creates the tables of a new database, checks the version of an existing one and
@@ -87,15 +169,6 @@ pub fn apply_schema(conn: &Connection) -> Result<()> {
         }
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(TABLES_SQL)?;
-        {
-            let mut st =
-                tx.prepare("INSERT OR IGNORE INTO heap_opcodes (opcode, name) VALUES (?1, ?2)")?;
-            for op in (32u8..=58).chain(100..=104) {
-                if let Some(name) = crate::heap::record::opcode_name(op) {
-                    st.execute(rusqlite::params![op, name])?;
-                }
-            }
-        }
         tx.execute_batch(INDEXES_SQL)?;
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;
@@ -104,13 +177,71 @@ pub fn apply_schema(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Names of the secondary indexes of `schema/002_indexes.sql`.
-pub fn index_names() -> Vec<&'static str> {
+/// What `repair` did.
+#[derive(Debug, Clone, Default)]
+pub struct Repaired {
+    pub rebuilt: Vec<String>,
+    /// Still missing (the rebuild was interrupted).
+    pub missing_after: Vec<String>,
+    /// `PRAGMA quick_check`'s answer ("ok" for a sound database).
+    pub check: String,
+}
+
+/// Builds the missing indexes of a database and checks it.
+pub fn repair(
+    path: &Path,
+    observer: &dyn crate::ingest::Observer,
+    cancel: &crate::cancel::Cancel,
+) -> Result<Repaired> {
+    if !path.exists() {
+        bail!("{}: no such database", path.display());
+    }
+    let conn = open_rw(path)?;
+    let ctx = SinkContext { observer, cancel };
+    let before: Vec<String> = missing_indexes(&conn)?
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let missing_after = build_indexes(&conn, path, ctx)?;
+    let rebuilt = before
+        .into_iter()
+        .filter(|n| !missing_after.contains(n))
+        .collect();
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .with_context(|| format!("{}: checking", path.display()))?;
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    Ok(Repaired {
+        rebuilt,
+        missing_after,
+        check,
+    })
+}
+
+/// A secondary index of `schema/002_indexes.sql`: its name and its statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexDef {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// The secondary indexes, one `CREATE INDEX IF NOT EXISTS name ON ...;` per line.
+pub fn index_defs() -> Vec<IndexDef> {
     INDEXES_SQL
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("CREATE INDEX IF NOT EXISTS "))
-        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("CREATE INDEX IF NOT EXISTS ")?;
+            Some(IndexDef {
+                name: rest.split_whitespace().next()?,
+                sql: l.trim(),
+            })
+        })
         .collect()
+}
+
+/// Names of the secondary indexes.
+pub fn index_names() -> Vec<&'static str> {
+    index_defs().into_iter().map(|d| d.name).collect()
 }
 
 /// Indexes of the schema that are currently missing.
@@ -136,17 +267,54 @@ pub fn drop_indexes(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Builds the missing secondary indexes. Measured on 5 M rows: SQLite's helper threads
-/// (PRAGMA threads=4) made the build slower (12.1 s vs 10.7 s) and tripled memory
-/// (165 MB), and a small sort cache was fastest (8 MB: 9.0 s, 21 MB RSS; 64 MB: 12.9 s);
-/// see docs/performance.md.
-pub fn create_indexes(conn: &Connection) -> Result<()> {
+/// Builds indexes of the schema that are missing, one by one, with progress; a
+/// second cancellation interrupts the build. Returns the indexes still missing.
+pub fn build_indexes(conn: &Connection, db: &Path, ctx: SinkContext<'_>) -> Result<Vec<String>> {
+    let missing = missing_indexes(conn)?;
+    let total = missing.len();
+    let _registered = ctx.cancel.register(conn.get_interrupt_handle(), 2);
     let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+    // Measured on 5 M rows: SQLite's helper threads (PRAGMA threads=4) made the build
+    // slower and tripled memory, and a small sort cache was fastest (docs/performance.md).
     conn.execute_batch("PRAGMA threads=0; PRAGMA cache_size=-8192;")?;
-    let result = conn.execute_batch(INDEXES_SQL);
+    let mut left = Vec::new();
+    for (i, name) in missing.iter().enumerate() {
+        let create = index_defs()
+            .into_iter()
+            .find(|d| d.name == *name)
+            .map(|d| d.sql)
+            .unwrap_or_default();
+        if ctx.cancel.requests() >= 2 {
+            left.push(name.to_string());
+            continue;
+        }
+        ctx.observer.progress(&Progress {
+            phase: Phase::Indexes {
+                done: i,
+                total,
+                name: name.to_string(),
+            },
+            bytes_done: 0,
+            bytes_total: 0,
+            rows: 0,
+        });
+        sink::lock(conn, db, ctx)?;
+        match conn.execute_batch(create) {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                conn.execute_batch("ROLLBACK")?;
+                left.push(name.to_string());
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e).with_context(|| format!("{}: building index {name}", db.display()));
+            }
+        }
+    }
     conn.execute_batch(&format!("PRAGMA cache_size={cache};"))?;
-    result?;
-    Ok(())
+    Ok(left)
 }
 
 #[cfg(test)]
@@ -174,11 +342,16 @@ mod tests {
         assert!(missing_indexes(&c).unwrap().is_empty());
         drop_indexes(&c).unwrap();
         assert_eq!(missing_indexes(&c).unwrap().len(), index_names().len());
-        create_indexes(&c).unwrap();
+        let ctx = SinkContext {
+            observer: &crate::ingest::Silent,
+            cancel: &crate::cancel::Cancel::new(),
+        };
+        assert!(build_indexes(&c, &p, ctx).unwrap().is_empty());
+        assert!(missing_indexes(&c).unwrap().is_empty());
         drop(c);
         // Reopening is idempotent; read-only opening refuses writes.
         open_rw(&p).unwrap();
-        let ro = open_ro(&p).unwrap();
+        let ro = open_ro(&p).unwrap().conn;
         assert!(ro.execute("DELETE FROM sources", []).is_err());
         // A newer schema is refused.
         let c = Connection::open(&p).unwrap();

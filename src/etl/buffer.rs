@@ -133,6 +133,31 @@ pub struct Buffer<'a> {
 }
 
 impl<'a> Buffer<'a> {
+    /// A buffer whose header the walk validated: `bytes` is the whole buffer
+    /// (`header.buffer_size()` bytes). Errors only if fewer than 72 bytes are given.
+    pub(crate) fn new(offset: u64, index: u32, bytes: &'a [u8]) -> Result<Buffer<'a>, Error> {
+        let header = BufferHeader::new(bytes).ok_or_else(|| {
+            Error::at(
+                ErrorKind::Truncated(format!(
+                    "{} bytes, too short for a 72-byte buffer header",
+                    bytes.len()
+                )),
+                offset,
+            )
+        })?;
+        Ok(Buffer {
+            offset,
+            index,
+            header,
+            bytes,
+        })
+    }
+
+    /// The whole buffer, header included, as stored in the file.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// The record bytes of this buffer: borrowed from the file when uncompressed,
     /// decompressed into `scratch` otherwise.
     pub fn records<'s>(&self, scratch: &'s mut Vec<u8>) -> Result<&'s [u8], Error>
@@ -141,12 +166,20 @@ impl<'a> Buffer<'a> {
     {
         let filled = self.header.filled() as usize;
         if self.header.is_compressed() {
-            let input = &self.bytes[BUFFER_HEADER_SIZE..];
-            xpress::decompress(input, scratch, filled - BUFFER_HEADER_SIZE)
+            let input = self.bytes.get(BUFFER_HEADER_SIZE..).unwrap_or(&[]);
+            xpress::decompress(input, scratch, filled.saturating_sub(BUFFER_HEADER_SIZE))
                 .map_err(|m| Error::at(ErrorKind::Decompress(m), self.offset))?;
             Ok(&scratch[..])
         } else {
-            Ok(&self.bytes[BUFFER_HEADER_SIZE..filled])
+            self.bytes.get(BUFFER_HEADER_SIZE..filled).ok_or_else(|| {
+                Error::at(
+                    ErrorKind::BadBuffer(format!(
+                        "used length (Offset) {filled} is past the buffer's {} bytes",
+                        self.bytes.len()
+                    )),
+                    self.offset,
+                )
+            })
         }
     }
 
@@ -170,53 +203,141 @@ impl<'a> Buffer<'a> {
     }
 }
 
-/// Walks the buffers of a file in file order.
+/// The buffer walk's decisions, shared by the walk over bytes in memory ([`Buffers`])
+/// and the walk over a stream ([`super::source::EtlReader`]): where the next buffer
+/// is, how big it is, and where to resynchronise after a corrupt header.
 ///
 /// A buffer whose header is corrupt is reported; if the session writes fixed-size
 /// buffers (uncompressed captures), the walk resynchronises on the next buffer boundary
 /// so the intact buffers after it are still read.
-pub struct Buffers<'a> {
-    data: &'a [u8],
-    pos: u64,
-    index: u32,
+#[derive(Debug, Clone)]
+pub(crate) struct Walk {
+    pub pos: u64,
+    pub index: u32,
+    len: u64,
     /// Session buffer size from the logfile header (0 = unknown): used to resync.
     session_buffer_size: u32,
     done: bool,
+}
+
+/// Where the next buffer is: its file offset, index and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Located {
+    pub offset: u64,
+    pub index: u32,
+    pub size: u32,
+}
+
+impl Walk {
+    pub fn new(len: u64, session_buffer_size: u32) -> Walk {
+        Walk {
+            pos: 0,
+            index: 0,
+            len,
+            session_buffer_size,
+            done: false,
+        }
+    }
+
+    /// The next buffer, or the error that stands where it should be. `header(pos)`
+    /// returns the 72 bytes at `pos` (None when fewer remain); it is called with
+    /// increasing positions only, so a stream can serve it.
+    pub fn next<H>(&mut self, mut header: H) -> Option<Result<Located, Error>>
+    where
+        H: FnMut(u64) -> Result<Option<[u8; BUFFER_HEADER_SIZE]>, Error>,
+    {
+        if self.done {
+            return None;
+        }
+        let len = self.len;
+        if self.pos >= len {
+            self.done = true;
+            return None;
+        }
+        let left = len - self.pos;
+        let bytes = match header(self.pos) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                self.done = true;
+                return Some(Err(Error::at(
+                    ErrorKind::Truncated(format!(
+                        "{left} trailing bytes, too short for a 72-byte buffer header"
+                    )),
+                    self.pos,
+                )));
+            }
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        let h = BufferHeader(&bytes);
+        if let Err(msg) = h.validate(left) {
+            let bad = self.pos;
+            let kind = if h.buffer_size() as u64 > left
+                && h.buffer_size() as usize >= BUFFER_HEADER_SIZE
+                && h.buffer_size() <= MAX_BUFFER_SIZE
+            {
+                ErrorKind::Truncated(msg)
+            } else {
+                ErrorKind::BadBuffer(msg)
+            };
+            match self.resync(bad, &mut header) {
+                Ok(Some(next)) => self.pos = next,
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+            return Some(Err(Error::at(kind, bad)));
+        }
+        let found = Located {
+            offset: self.pos,
+            index: self.index,
+            size: h.buffer_size(),
+        };
+        self.pos += found.size as u64;
+        self.index += 1;
+        Some(Ok(found))
+    }
+
+    /// After a corrupt header at `bad`, finds the next session-size boundary holding a
+    /// plausible buffer header.
+    fn resync<H>(&self, bad: u64, header: &mut H) -> Result<Option<u64>, Error>
+    where
+        H: FnMut(u64) -> Result<Option<[u8; BUFFER_HEADER_SIZE]>, Error>,
+    {
+        let step = self.session_buffer_size as u64;
+        if step < BUFFER_HEADER_SIZE as u64 {
+            return Ok(None);
+        }
+        let len = self.len;
+        let mut cand = (bad / step + 1) * step;
+        while cand + BUFFER_HEADER_SIZE as u64 <= len {
+            if let Some(b) = header(cand)? {
+                if BufferHeader(&b).validate(len - cand).is_ok() {
+                    return Ok(Some(cand));
+                }
+            }
+            cand += step;
+        }
+        Ok(None)
+    }
+}
+
+/// Walks the buffers of a file held in memory, in file order (see [`Walk`]).
+pub struct Buffers<'a> {
+    data: &'a [u8],
+    walk: Walk,
 }
 
 impl<'a> Buffers<'a> {
     pub fn new(data: &'a [u8], session_buffer_size: u32) -> Buffers<'a> {
         Buffers {
             data,
-            pos: 0,
-            index: 0,
-            session_buffer_size,
-            done: false,
+            walk: Walk::new(data.len() as u64, session_buffer_size),
         }
-    }
-
-    fn header_at(&self, pos: u64) -> Option<BufferHeader<'a>> {
-        BufferHeader::new(self.data.get(pos as usize..)?)
-    }
-
-    /// After a corrupt header at `bad`, finds the next session-size boundary holding a
-    /// plausible buffer header.
-    fn resync(&self, bad: u64) -> Option<u64> {
-        let step = self.session_buffer_size as u64;
-        if step < BUFFER_HEADER_SIZE as u64 {
-            return None;
-        }
-        let len = self.data.len() as u64;
-        let mut cand = (bad / step + 1) * step;
-        while cand + BUFFER_HEADER_SIZE as u64 <= len {
-            if let Some(h) = self.header_at(cand) {
-                if h.validate(len - cand).is_ok() {
-                    return Some(cand);
-                }
-            }
-            cand += step;
-        }
-        None
     }
 }
 
@@ -224,50 +345,17 @@ impl<'a> Iterator for Buffers<'a> {
     type Item = Result<Buffer<'a>, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let len = self.data.len() as u64;
-        if self.pos >= len {
-            self.done = true;
-            return None;
-        }
-        let left = len - self.pos;
-        let Some(header) = self.header_at(self.pos) else {
-            self.done = true;
-            return Some(Err(Error::at(
-                ErrorKind::Truncated(format!(
-                    "{left} trailing bytes, too short for a 72-byte buffer header"
-                )),
-                self.pos,
-            )));
-        };
-        if let Err(msg) = header.validate(left) {
-            let bad = self.pos;
-            let kind = if header.buffer_size() as u64 > left
-                && header.buffer_size() as usize >= BUFFER_HEADER_SIZE
-                && header.buffer_size() <= MAX_BUFFER_SIZE
-            {
-                ErrorKind::Truncated(msg)
-            } else {
-                ErrorKind::BadBuffer(msg)
-            };
-            match self.resync(bad) {
-                Some(next) => self.pos = next,
-                None => self.done = true,
-            }
-            return Some(Err(Error::at(kind, bad)));
-        }
-        let size = header.buffer_size() as u64;
-        let start = self.pos as usize;
-        let buffer = Buffer {
-            offset: self.pos,
-            index: self.index,
-            header,
-            bytes: &self.data[start..start + size as usize],
-        };
-        self.pos += size;
-        self.index += 1;
-        Some(Ok(buffer))
+        let data = self.data;
+        let found = self.walk.next(|pos| {
+            Ok(data
+                .get(pos as usize..)
+                .and_then(|s| s.get(..BUFFER_HEADER_SIZE))
+                .and_then(|s| s.try_into().ok()))
+        })?;
+        Some(found.and_then(|l| {
+            let start = l.offset as usize;
+            let bytes = data.get(start..start + l.size as usize).unwrap_or(&[]);
+            Buffer::new(l.offset, l.index, bytes)
+        }))
     }
 }

@@ -22,6 +22,10 @@ pub enum ErrorKind {
     BadRecord(String),
     #[error("unknown record header kind (marker 0x{0:08x}); record skipped")]
     UnknownHeader(u32),
+    /// The bytes could not be read (an I/O error, or the file changed while it was
+    /// read: a copy still in progress, a rotated log).
+    #[error("{0}")]
+    Read(String),
 }
 
 /// Where in the file an error was found.

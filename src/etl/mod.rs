@@ -1,9 +1,10 @@
 //! A pure-Rust, zero-copy reader for Windows ETW `.etl` files.
 //!
-//! Data flows file → [`Buffer`]s → [`Event`]s. The file is borrowed as a byte slice
-//! (usually a memory map, see [`MappedFile`]); buffers are independent once the logfile
-//! header is known, so [`EtlFile::buffers`] can be fanned out to threads. Every read is
-//! bounds-checked; bad input becomes an [`Error`] with a byte offset.
+//! Data flows file → [`Buffer`]s → [`Event`]s. A capture is read from a stream in
+//! windows of whole buffers ([`EtlReader`], for files and archive entries) or borrowed
+//! as a byte slice ([`EtlFile`], for bytes already in memory); buffers are independent
+//! once the logfile header is known, so a window can be fanned out to threads. Every
+//! read is bounds-checked; bad input becomes an [`Error`] with a byte offset.
 //!
 //! The layouts are documented in `docs/etl-format.md` of the shared docs.
 
@@ -14,6 +15,7 @@ pub mod event;
 pub mod guid;
 pub mod kernel;
 pub mod logfile;
+pub mod source;
 pub mod summary;
 pub mod time;
 pub mod xpress;
@@ -23,6 +25,7 @@ pub use error::{Error, ErrorKind, FileError, Location};
 pub use event::{Event, Events, HeaderKind};
 pub use guid::Guid;
 pub use logfile::{ClockType, LogfileHeader};
+pub use source::{EtlReader, Window};
 pub use time::Clock;
 
 use std::fs::File;
@@ -165,56 +168,51 @@ impl<'a> EtlFile<'a> {
     }
 }
 
-/// A file's bytes, memory-mapped (or read, for empty files which cannot be mapped).
-pub struct MappedFile {
-    map: Option<memmap2::Mmap>,
+/// What kind of file a path names, for the message that refuses it.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
 }
 
-impl MappedFile {
-    pub fn open(path: &Path) -> std::io::Result<MappedFile> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        if len == 0 {
-            return Ok(MappedFile { map: None });
-        }
-        // SAFETY: the map is read-only; heapdb never writes to captures. A capture that
-        // another process truncates while mapped can fault (SIGBUS); captures are
-        // closed files by the time they are ingested, which is the documented contract.
-        let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
-        #[cfg(unix)]
-        {
-            let _ = map.advise(memmap2::Advice::Sequential);
-        }
-        Ok(MappedFile { map: Some(map) })
+/// Opens a capture for reading: regular files only. A FIFO, a device or a socket
+/// would block or never end; they are refused before they are opened. Returns the file
+/// and its size when opened (the size the reader holds it to).
+pub fn open_file(path: &Path) -> std::io::Result<(File, std::fs::Metadata)> {
+    let refuse = |meta: &std::fs::Metadata| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file ({})", kind_of(meta)),
+        )
+    };
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(refuse(&meta));
     }
-
-    pub fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+    let file = File::open(path)?;
+    // The path may have been replaced between the check and the open.
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refuse(&meta));
     }
-
-    /// Drops the pages of `[start, end)` from this process's resident memory once they
-    /// have been read, so a multi-GB capture does not grow the process. The bytes stay
-    /// readable: touching them again reads them back from the file (page cache).
-    pub fn release(&self, start: u64, end: u64) {
-        #[cfg(unix)]
-        if let Some(map) = &self.map {
-            const PAGE: u64 = 4096;
-            let start = start.div_ceil(PAGE) * PAGE;
-            let end = end.min(map.len() as u64) / PAGE * PAGE;
-            if end > start {
-                // SAFETY: the mapping is a read-only shared file mapping; MADV_DONTNEED
-                // only drops page-table entries, later reads fault the file's pages in
-                // again, so no reference into the map ever sees changed or freed memory.
-                let _ = unsafe {
-                    map.unchecked_advise_range(
-                        memmap2::UncheckedAdvice::DontNeed,
-                        start as usize,
-                        (end - start) as usize,
-                    )
-                };
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = (start, end);
-    }
+    Ok((file, meta))
 }

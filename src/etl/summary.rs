@@ -1,10 +1,12 @@
 //! Whole-file statistics: what `heapdb dump --summary` prints and what the tests compare
 //! with the reference parsers.
 
-use super::{Error, EtlFile, Guid, HeaderKind, LogfileHeader};
+use super::source::{WINDOW_BUFFERS, WINDOW_BYTES};
+use super::{Buffer, Error, EtlFile, EtlReader, Guid, HeaderKind, LogfileHeader};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 
 /// Per-file counts. Keys of `counts` are `"<provider>/<opcode>"`, with opcode `-1` for
 /// records that have none (WPP messages).
@@ -54,71 +56,106 @@ pub fn count_key(provider: &Guid, opcode: Option<u8>) -> String {
     }
 }
 
-/// Counts every event of the file, decoding buffers in parallel.
-pub fn summarize(file: &EtlFile<'_>) -> Summary {
-    let mut pre = Tally::default();
-    let mut buffers = Vec::new();
-    for b in file.buffers() {
-        match b {
-            Ok(b) => buffers.push(b),
-            Err(e) => pre.errors.push((e.offset(), e)),
-        }
+/// Counts the events of a capture window by window (buffers of a window in parallel).
+#[derive(Default)]
+pub struct Summarizer {
+    t: Tally,
+}
+
+impl Summarizer {
+    pub fn new() -> Summarizer {
+        Summarizer::default()
     }
-    let t = buffers
-        .par_iter()
-        .fold(
-            || (Tally::default(), Vec::new()),
-            |(mut t, mut scratch), b| {
-                t.buffers += 1;
-                if b.header.is_compressed() {
-                    t.compressed += 1;
-                }
-                match b.events(&mut scratch) {
-                    Ok(events) => {
-                        for ev in events {
-                            match ev {
-                                Ok(e) => {
-                                    t.events += 1;
-                                    *t.kinds.entry(e.kind).or_default() += 1;
-                                    let op = e.opcode.map(i16::from).unwrap_or(-1);
-                                    *t.counts.entry((e.provider, op)).or_default() += 1;
+
+    pub fn add(&mut self, window: &[Result<Buffer<'_>, Error>]) {
+        let t = window
+            .par_iter()
+            .fold(
+                || (Tally::default(), Vec::new()),
+                |(mut t, mut scratch), item| {
+                    let b = match item {
+                        Ok(b) => b,
+                        Err(e) => {
+                            t.errors.push((e.offset(), e.clone()));
+                            return (t, scratch);
+                        }
+                    };
+                    t.buffers += 1;
+                    if b.header.is_compressed() {
+                        t.compressed += 1;
+                    }
+                    match b.events(&mut scratch) {
+                        Ok(events) => {
+                            for ev in events {
+                                match ev {
+                                    Ok(e) => {
+                                        t.events += 1;
+                                        *t.kinds.entry(e.kind).or_default() += 1;
+                                        let op = e.opcode.map(i16::from).unwrap_or(-1);
+                                        *t.counts.entry((e.provider, op)).or_default() += 1;
+                                    }
+                                    Err(err) => t.errors.push((b.offset, err)),
                                 }
-                                Err(err) => t.errors.push((b.offset, err)),
                             }
                         }
+                        Err(err) => t.errors.push((b.offset, err)),
                     }
-                    Err(err) => t.errors.push((b.offset, err)),
-                }
-                (t, scratch)
-            },
-        )
-        .map(|(t, _)| t)
-        .reduce(Tally::default, Tally::merge);
-    let mut t = pre.merge(t);
-    t.errors.sort_by_key(|(off, e)| (*off, e.loc.record_pos));
-    let mut kinds: Vec<_> = t.kinds.into_iter().collect();
-    kinds.sort();
-    Summary {
-        events: t.events,
-        buffers: t.buffers,
-        compressed_buffers: t.compressed,
-        header_kinds: kinds
-            .into_iter()
-            .map(|(k, v)| {
-                let name = match k {
-                    HeaderKind::Other(ty) => format!("other:0x{ty:02x}"),
-                    k => k.name().to_string(),
-                };
-                (name, v)
-            })
-            .collect(),
-        counts: t
-            .counts
-            .into_iter()
-            .map(|((g, op), v)| (format!("{g}/{op}"), v))
-            .collect(),
-        errors: t.errors.into_iter().map(|(_, e)| e).collect(),
+                    (t, scratch)
+                },
+            )
+            .map(|(t, _)| t)
+            .reduce(Tally::default, Tally::merge);
+        let mine = std::mem::take(&mut self.t);
+        self.t = mine.merge(t);
     }
+
+    pub fn finish(self) -> Summary {
+        let mut t = self.t;
+        t.errors.sort_by_key(|(off, e)| (*off, e.loc.record_pos));
+        let mut kinds: Vec<_> = t.kinds.into_iter().collect();
+        kinds.sort();
+        Summary {
+            events: t.events,
+            buffers: t.buffers,
+            compressed_buffers: t.compressed,
+            header_kinds: kinds
+                .into_iter()
+                .map(|(k, v)| {
+                    let name = match k {
+                        HeaderKind::Other(ty) => format!("other:0x{ty:02x}"),
+                        k => k.name().to_string(),
+                    };
+                    (name, v)
+                })
+                .collect(),
+            counts: t
+                .counts
+                .into_iter()
+                .map(|((g, op), v)| (format!("{g}/{op}"), v))
+                .collect(),
+            errors: t.errors.into_iter().map(|(_, e)| e).collect(),
+        }
+    }
+}
+
+/// Counts every event of a capture in memory.
+pub fn summarize(file: &EtlFile<'_>) -> Summary {
+    let mut s = Summarizer::new();
+    file.for_each_window(WINDOW_BYTES, WINDOW_BUFFERS, |w| {
+        s.add(w);
+        ControlFlow::Continue(())
+    });
+    s.finish()
+}
+
+/// Counts every event of a capture read from a stream.
+pub fn summarize_reader<R: std::io::Read + Send>(r: &mut EtlReader<R>) -> Summary {
+    let mut s = Summarizer::new();
+    r.for_each_window(WINDOW_BYTES, WINDOW_BUFFERS, |w| {
+        s.add(w);
+        ControlFlow::Continue(())
+    });
+    s.finish()
 }
 
 /// Logfile header fields as `heapdb dump --summary` prints them.

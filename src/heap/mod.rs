@@ -2,8 +2,10 @@
 //! the process/thread/image rundown that names them. Data flows events → heap records.
 
 pub mod capture;
+mod link;
 pub mod record;
 pub mod rundown;
 pub mod stack;
+pub mod stream;
 
 pub use record::{decode, EventInfo, HeapError, HeapEvent, HeapRecord, Source};

@@ -1,21 +1,32 @@
-//! `heapdb query`: canned reports and ad hoc SQL on a read-only connection, with
-//! parameters, formats, Ctrl-C and timeouts.
+//! `heapdb query`: canned reports and ad hoc SQL on a read-only, sandboxed connection,
+//! with parameters, any output format, cancellation and timeouts.
 
-pub mod output;
+pub mod params;
 pub mod reports;
+pub mod sandbox;
 pub mod schema_doc;
 
-use output::{Format, Writer};
+use crate::cancel::Cancel;
+use crate::output::{self, RowWriter};
 use rusqlite::types::Value;
-use rusqlite::{Connection, InterruptHandle};
-use std::io::Write;
+use rusqlite::Connection;
+use std::io::{Read, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use params::{parse_param, parse_value};
+
+/// Largest SQL text heapdb reads (a file, or stdin): SQL is written by people; anything
+/// larger is a mistake (a capture, `/dev/zero`) that must not fill memory.
+pub const MAX_SQL_BYTES: u64 = 16 << 20;
 
 /// Why a query did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// The request itself is wrong (unknown report or parameter, bad value, bad file):
+    /// a usage error.
     #[error("{0}")]
     Usage(String),
     /// SQLite's message and where in the SQL it points.
@@ -32,29 +43,41 @@ pub enum QueryError {
     Io(#[from] std::io::Error),
 }
 
-/// A parameter value given on the command line: `0x...` hex and decimal integers,
-/// reals, and the words `all`, `latest`, `previous`, `null`, `none` (NULL, which the
-/// reports read as "no filter" / "the default capture"). Anything else is text.
-pub fn parse_value(s: &str) -> Value {
-    let t = s.trim();
-    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        if let Ok(v) = u64::from_str_radix(h, 16) {
-            return Value::Integer(v as i64);
-        }
+/// Reads SQL from a file: it must be a regular file of text, at most [`MAX_SQL_BYTES`].
+pub fn read_sql_file(path: &Path) -> Result<String, QueryError> {
+    let usage = |m: String| QueryError::Usage(format!("{}: {m}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| usage(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(usage(
+            "not a regular file (an SQL file is expected)".to_string(),
+        ));
     }
-    if let Ok(v) = t.parse::<i64>() {
-        return Value::Integer(v);
+    let f = std::fs::File::open(path).map_err(|e| usage(e.to_string()))?;
+    read_sql(f).map_err(|e| match e {
+        QueryError::Usage(m) => usage(m),
+        other => other,
+    })
+}
+
+/// Reads SQL from a stream (stdin), with the same limit as files.
+pub fn read_sql(r: impl Read) -> Result<String, QueryError> {
+    let mut bytes = Vec::new();
+    r.take(MAX_SQL_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| QueryError::Usage(format!("reading SQL: {e}")))?;
+    if bytes.len() as u64 > MAX_SQL_BYTES {
+        return Err(QueryError::Usage(format!(
+            "SQL text larger than {} MiB; refused",
+            MAX_SQL_BYTES >> 20
+        )));
     }
-    if let Ok(v) = t.parse::<u64>() {
-        return Value::Integer(v as i64);
+    if bytes.contains(&0) {
+        return Err(QueryError::Usage(
+            "not text (it holds a NUL byte); refused as SQL".into(),
+        ));
     }
-    if let Ok(v) = t.parse::<f64>() {
-        return Value::Real(v);
-    }
-    match t.to_ascii_lowercase().as_str() {
-        "all" | "latest" | "previous" | "null" | "none" | "" => Value::Null,
-        _ => Value::Text(s.to_string()),
-    }
+    String::from_utf8(bytes)
+        .map_err(|e| QueryError::Usage(format!("not UTF-8 text ({e}); refused as SQL")))
 }
 
 /// Splits SQL text into statements at top-level semicolons (outside strings, quoted
@@ -111,7 +134,10 @@ pub fn split_statements(sql: &str) -> Vec<(usize, &str)> {
 
 /// "line L, column C" and the line with a caret under the offset.
 fn locate(sql: &str, offset: usize) -> String {
-    let offset = offset.min(sql.len());
+    let mut offset = offset.min(sql.len());
+    while !sql.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &sql[..offset];
     let line_no = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
@@ -123,72 +149,27 @@ fn locate(sql: &str, offset: usize) -> String {
     )
 }
 
-/// The interrupt handle of the running query, for the Ctrl-C handler.
-fn current() -> &'static Mutex<Option<InterruptHandle>> {
-    static CURRENT: OnceLock<Mutex<Option<InterruptHandle>>> = OnceLock::new();
-    CURRENT.get_or_init(|| Mutex::new(None))
-}
-
-/// Installs a Ctrl-C handler that interrupts the running query (once per process).
-pub fn install_ctrlc() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let _ = ctrlc::set_handler(|| {
-            if let Ok(g) = current().lock() {
-                if let Some(h) = g.as_ref() {
-                    h.interrupt();
-                }
-            }
-        });
-    });
-}
-
-/// Runs `sql` (one or more statements) with named parameters, writing each result set.
-/// Returns the number of rows written.
-pub fn run_sql(
-    conn: &Connection,
-    sql: &str,
-    params: &[(String, Value)],
-    out: &mut dyn Write,
-    format: Format,
-    hex: bool,
-    timeout: Option<Duration>,
-) -> Result<u64, QueryError> {
-    if let Ok(mut g) = current().lock() {
-        *g = Some(conn.get_interrupt_handle());
-    }
-    let done = Arc::new(AtomicBool::new(false));
-    let timed_out = Arc::new(AtomicBool::new(false));
-    if let Some(t) = timeout {
-        let (done, timed_out, handle) =
-            (done.clone(), timed_out.clone(), conn.get_interrupt_handle());
-        std::thread::spawn(move || {
-            std::thread::sleep(t);
-            if !done.load(Ordering::SeqCst) {
-                timed_out.store(true, Ordering::SeqCst);
-                handle.interrupt();
-            }
-        });
-    }
-    let result = run_statements(conn, sql, params, out, format, hex);
-    done.store(true, Ordering::SeqCst);
-    if let Ok(mut g) = current().lock() {
-        *g = None;
-    }
-    match result {
-        Err(QueryError::Sql { message, .. }) if message.contains("interrupted") => {
-            if timed_out.load(Ordering::SeqCst) {
-                Err(QueryError::TimedOut(timeout.unwrap_or_default()))
-            } else {
-                Err(QueryError::Interrupted)
-            }
-        }
-        r => r,
-    }
-}
-
 fn sql_error(e: rusqlite::Error, sql: &str, base: usize) -> QueryError {
     match e {
+        rusqlite::Error::SqliteFailure(err, _)
+            if err.code == rusqlite::ErrorCode::OperationInterrupted =>
+        {
+            QueryError::Interrupted
+        }
+        rusqlite::Error::SqliteFailure(err, _)
+            if err.code == rusqlite::ErrorCode::AuthorizationForStatementDenied =>
+        {
+            QueryError::Sql {
+                message: sandbox::DENIED.to_string(),
+                location: None,
+            }
+        }
+        rusqlite::Error::SqlInputError { msg, offset, .. } if msg.contains("not authorized") => {
+            QueryError::Sql {
+                message: format!("{msg}: {}", sandbox::DENIED),
+                location: (offset >= 0).then(|| locate(sql, base + offset as usize)),
+            }
+        }
         rusqlite::Error::SqlInputError { msg, offset, .. } => QueryError::Sql {
             message: msg,
             location: (offset >= 0).then(|| locate(sql, base + offset as usize)),
@@ -204,20 +185,60 @@ fn sql_error(e: rusqlite::Error, sql: &str, base: usize) -> QueryError {
     }
 }
 
+/// Runs `sql` (one or more statements) with named parameters, writing each result set
+/// in the given format. Stops at the first request of `cancel` or when `timeout`
+/// expires. Returns the number of rows written.
+pub fn run_sql(
+    conn: &Connection,
+    sql: &str,
+    params: &[(String, Value)],
+    out: &mut dyn Write,
+    opts: output::Options,
+    timeout: Option<Duration>,
+    cancel: &Cancel,
+) -> Result<u64, QueryError> {
+    let _registered = cancel.register(conn.get_interrupt_handle(), 1);
+    let done = Arc::new(AtomicBool::new(false));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    if let Some(t) = timeout {
+        let (done, timed_out, handle) =
+            (done.clone(), timed_out.clone(), conn.get_interrupt_handle());
+        std::thread::spawn(move || {
+            std::thread::sleep(t);
+            if !done.load(Ordering::SeqCst) {
+                timed_out.store(true, Ordering::SeqCst);
+                handle.interrupt();
+            }
+        });
+    }
+    let result = if cancel.requested() {
+        Err(QueryError::Interrupted)
+    } else {
+        run_statements(conn, sql, params, out, opts)
+    };
+    done.store(true, Ordering::SeqCst);
+    match result {
+        Err(QueryError::Interrupted) if timed_out.load(Ordering::SeqCst) => {
+            Err(QueryError::TimedOut(timeout.unwrap_or_default()))
+        }
+        r => r,
+    }
+}
+
 fn run_statements(
     conn: &Connection,
     sql: &str,
     params: &[(String, Value)],
     out: &mut dyn Write,
-    format: Format,
-    hex: bool,
+    opts: output::Options,
 ) -> Result<u64, QueryError> {
     let statements = split_statements(sql);
     if statements.is_empty() {
         return Err(QueryError::Usage("no SQL statement given".into()));
     }
     let mut total = 0;
-    for (n, (base, text)) in statements.iter().enumerate() {
+    let mut sets = 0;
+    for (base, text) in &statements {
         let mut st = conn.prepare(text).map_err(|e| sql_error(e, sql, *base))?;
         for i in 1..=st.parameter_count() {
             let name = st.parameter_name(i).unwrap_or("").to_string();
@@ -235,24 +256,23 @@ fn run_statements(
                 .map_err(|e| sql_error(e, sql, *base))?;
         }
         let columns: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
-        if n > 0 && !columns.is_empty() && matches!(format, Format::Table | Format::Markdown) {
+        let ncol = columns.len();
+        if ncol > 0 && sets > 0 && opts.format.is_for_people() {
             writeln!(out)?;
         }
-        let ncol = columns.len();
         let mut rows = st.raw_query();
         let mut w = if ncol > 0 {
-            Some(Writer::new(&mut *out, format, columns, hex)?)
+            sets += 1;
+            Some(RowWriter::new(&mut *out, columns, opts)?)
         } else {
             None
         };
-        let mut values = Vec::with_capacity(ncol);
+        let mut values: Vec<output::Value> = Vec::with_capacity(ncol);
         while let Some(row) = rows.next().map_err(|e| sql_error(e, sql, *base))? {
             values.clear();
             for i in 0..ncol {
-                values.push(
-                    row.get::<_, Value>(i)
-                        .map_err(|e| sql_error(e, sql, *base))?,
-                );
+                let v: Value = row.get(i).map_err(|e| sql_error(e, sql, *base))?;
+                values.push(v.into());
             }
             if let Some(w) = w.as_mut() {
                 w.row(&values)?;
@@ -270,13 +290,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_and_statements() {
-        assert_eq!(parse_value("0x1F"), Value::Integer(31));
-        assert_eq!(parse_value("0xffffffffffffffff"), Value::Integer(-1));
-        assert_eq!(parse_value("42"), Value::Integer(42));
-        assert_eq!(parse_value("1.5"), Value::Real(1.5));
-        assert_eq!(parse_value("all"), Value::Null);
-        assert_eq!(parse_value("devenv.exe"), Value::Text("devenv.exe".into()));
+    fn statements_and_locations() {
         let s = split_statements("SELECT ';' AS a; -- x;\nSELECT 2 /* ; */;\n-- only a comment;\n");
         assert_eq!(s.len(), 2, "{s:?}");
         assert_eq!(s[0].1, "SELECT ';' AS a;");
@@ -285,5 +299,18 @@ mod tests {
             locate("SELECT\n  fro x", 9),
             "  at line 2, column 3:\n    fro x\n    ^"
         );
+    }
+
+    #[test]
+    fn sql_text_is_bounded_and_must_be_text() {
+        assert_eq!(read_sql(&b"SELECT 1"[..]).unwrap(), "SELECT 1");
+        let e = read_sql(&b"SELECT 1;\0"[..]).unwrap_err().to_string();
+        assert!(e.contains("NUL"), "{e}");
+        let big = vec![b' '; MAX_SQL_BYTES as usize + 1];
+        let e = read_sql(&big[..]).unwrap_err().to_string();
+        assert!(e.contains("16 MiB"), "{e}");
+        // An endless stream is read only up to the limit.
+        let e = read_sql(std::io::repeat(b'x')).unwrap_err().to_string();
+        assert!(e.contains("16 MiB"), "{e}");
     }
 }

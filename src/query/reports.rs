@@ -1,6 +1,9 @@
 //! The canned reports: `queries/*.sql`, embedded in the binary, each with a header
 //! comment naming it and documenting its parameters.
 
+use super::{parse_value, QueryError};
+use rusqlite::types::Value;
+
 /// A parameter of a report, from a `-- param: name = default : help` line.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Param {
@@ -95,6 +98,52 @@ pub fn all() -> Vec<Report> {
 
 pub fn find(name: &str) -> Option<Report> {
     all().into_iter().find(|r| r.name == name)
+}
+
+/// The report named `name`, or a usage error listing the reports.
+pub fn get(name: &str) -> Result<Report, QueryError> {
+    find(name).ok_or_else(|| {
+        let names: Vec<String> = all().into_iter().map(|r| r.name).collect();
+        QueryError::Usage(format!(
+            "no report named {name:?}; reports: {}",
+            names.join(", ")
+        ))
+    })
+}
+
+impl Report {
+    /// The parameters to run the report with: the given ones (each must be one of the
+    /// report's), then the defaults of the others. A required parameter that is missing
+    /// is a usage error.
+    pub fn bind(&self, given: &[(String, Value)]) -> Result<Vec<(String, Value)>, QueryError> {
+        for (k, _) in given {
+            if !self.params.iter().any(|p| &p.name == k) {
+                let known: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+                return Err(QueryError::Usage(format!(
+                    "report {} has no parameter {k:?} (it takes: {})",
+                    self.name,
+                    known.join(", ")
+                )));
+            }
+        }
+        let mut out = given.to_vec();
+        for p in &self.params {
+            if given.iter().any(|(k, _)| k == &p.name) {
+                continue;
+            }
+            if p.required() {
+                return Err(QueryError::Usage(format!(
+                    "report {} needs --param {}=VALUE ({})",
+                    self.name, p.name, p.help
+                )));
+            }
+            let v = parse_value(&p.default).map_err(|m| {
+                QueryError::Usage(format!("report {}: default of {}: {m}", self.name, p.name))
+            })?;
+            out.push((p.name.clone(), v));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -299,6 +299,18 @@ pub fn generate_file(
     Ok(m)
 }
 
+/// Writes capture number `file_index` of `opts` to any seekable stream (a file, or
+/// memory for tests).
+pub fn write_capture<W: Write + io::Seek>(
+    out: W,
+    opts: &Options,
+    file_index: u32,
+) -> io::Result<FileManifest> {
+    let mut g = Gen::new(opts, file_index, out, None)?;
+    g.run()?;
+    g.finish()
+}
+
 struct Gen<'t, W: Write + io::Seek> {
     opts: Options,
     rng: Rng,

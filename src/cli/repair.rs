@@ -1,0 +1,59 @@
+//! `heapdb repair`: restore what an interrupted ingest can leave behind.
+
+use super::{say, Outcome};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+#[command(
+    after_help = "An ingest drops the secondary indexes while it loads a batch larger \
+than the database, and rebuilds them at the end. An ingest killed (kill -9, power loss), \
+stopped twice with Ctrl-C or out of disk space during that rebuild leaves the database \
+without some indexes: every capture is still whole, but reports are slow, and `heapdb \
+query` says so. This command builds the missing indexes and checks the database \
+(PRAGMA quick_check). It is safe to run at any time, also while others read.\n\n\
+Exit codes: 0 the database is whole, 3 it is damaged or could not be repaired, \
+4 interrupted.\n\nExample:\n  heapdb repair --db heap.db"
+)]
+pub struct RepairArgs {
+    /// Database file.
+    #[arg(long, default_value = "heap.db", value_name = "FILE")]
+    pub db: PathBuf,
+}
+
+pub fn run(a: RepairArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let cancel = super::cancel();
+    let term = super::progress::Terminal::new(quiet, 0);
+    let report = heapdb::db::repair(&a.db, &term, cancel);
+    term.finish();
+    let report = report?;
+    if !report.missing_after.is_empty() {
+        say(format!(
+            "{}: interrupted; still missing: {}",
+            a.db.display(),
+            report.missing_after.join(", ")
+        ));
+        return Ok(Outcome::Interrupted);
+    }
+    if report.check != "ok" {
+        anyhow::bail!(
+            "{}: the database is damaged (PRAGMA quick_check: {})",
+            a.db.display(),
+            report.check
+        );
+    }
+    say(format!(
+        "{}: {}; quick_check ok",
+        a.db.display(),
+        if report.rebuilt.is_empty() {
+            "every index is there".to_string()
+        } else {
+            format!(
+                "rebuilt {} index(es): {}",
+                report.rebuilt.len(),
+                report.rebuilt.join(", ")
+            )
+        }
+    ));
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,293 @@
+//! The decoding side of an ingest: for each capture, one pass that fingerprints its
+//! bytes and collects its stack-cache definitions, then (unless it is already stored)
+//! one pass that decodes its heap events, per CPU in parallel, and sends rows to the
+//! loading thread.
+
+use super::discover::Input;
+use super::load::{Msg, RowBatch};
+use super::observe::{Level, Note, Phase, Progress};
+use super::rows::{HeapEventRow, RundownRow};
+use super::sink::{CaptureStart, Catalog, FileFailure};
+use super::Shared;
+use crate::etl::source::WINDOW_BYTES;
+use crate::etl::{Clock, Error, ErrorKind, EtlReader};
+use crate::heap::capture::{Batch, Decoder, KeyCollector, Stats};
+use anyhow::{Context, Result};
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::sync::mpsc::SyncSender;
+
+/// Buffers decoded per window (per CPU stream in parallel); bounds memory.
+const WINDOW_BUFFERS: usize = 64;
+
+/// Fingerprint (BLAKE3, hex) of an input that could not be parsed: recorded with its
+/// failure so that a rerun over the same bad bytes adds no row.
+fn plain_fingerprint(input: &Input) -> String {
+    let Ok(mut o) = input.open() else {
+        return String::new();
+    };
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = o.len;
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        match o.reader.read(&mut buf[..n]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                h.update(&buf[..n]);
+                left -= n as u64;
+            }
+        }
+    }
+    h.finalize().to_hex().to_string()
+}
+
+pub(super) struct Producer<'a> {
+    pub tx: &'a SyncSender<Msg>,
+    pub shared: &'a Shared<'a>,
+    pub catalog: &'a dyn Catalog,
+    pub strict: bool,
+    /// Bytes of the inputs before this one, and of all inputs.
+    pub bytes_before: u64,
+    pub bytes_total: u64,
+    pub file: usize,
+    pub files: usize,
+}
+
+impl Producer<'_> {
+    fn send(&self, msg: Msg) -> Result<()> {
+        self.tx
+            .send(msg)
+            .map_err(|_| anyhow::anyhow!("the loading thread stopped"))
+    }
+
+    fn fail(
+        &self,
+        fingerprint: String,
+        offset: Option<u64>,
+        message: String,
+        path: &str,
+    ) -> Result<()> {
+        if self.strict {
+            self.shared.stop();
+        }
+        self.send(Msg::Failed(FileFailure {
+            path: path.to_string(),
+            fingerprint,
+            offset,
+            message,
+        }))
+    }
+
+    fn progress(&self, done_in_file: u64, name: &str) {
+        self.shared.observer.progress(&Progress {
+            phase: Phase::Loading {
+                file: self.file,
+                files: self.files,
+                name: name.to_string(),
+            },
+            bytes_done: self.bytes_before + done_in_file,
+            bytes_total: self.bytes_total,
+            rows: self.shared.rows(),
+        });
+    }
+
+    /// Ingests one input. Errors returned are fatal for the run (the loading thread is
+    /// gone); a bad input is reported and sent as a failure.
+    pub fn ingest(&self, input: &Input) -> Result<()> {
+        let path = input.display();
+        let name = input.file_name();
+        self.progress(0, &name);
+        if let Input::Unusable { message, .. } = input {
+            let fp = match input {
+                Input::Unusable { path, .. } if !path.contains('!') => {
+                    plain_fingerprint(&Input::File(path.into()))
+                }
+                _ => String::new(),
+            };
+            return self.fail(fp, None, message.clone(), &path);
+        }
+        // Pass 1: fingerprint and stack-cache definitions, in one read.
+        let first = match input.open() {
+            Ok(o) => o,
+            Err(e) => return self.fail(String::new(), None, e.to_string(), &path),
+        };
+        let version = first.version;
+        let mut reader = match EtlReader::with_fingerprint(first.reader, first.len) {
+            Ok(r) => r,
+            Err(e) => {
+                let fp = plain_fingerprint(input);
+                return self.fail(fp, Some(e.offset()), e.kind.to_string(), &path);
+            }
+        };
+        let header = reader.header().clone();
+        let clock = *reader.clock();
+        let mut keys = KeyCollector::new();
+        let mut read_error: Option<Error> = None;
+        reader.for_each_window(WINDOW_BYTES, 1024, |w| {
+            keys.add(w);
+            if let Some(e) = fatal(w) {
+                read_error = Some(e);
+                return ControlFlow::Break(());
+            }
+            if self.shared.cancel.requested() {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        if self.shared.cancel.requested() {
+            return Ok(());
+        }
+        if let Some(e) = read_error {
+            return self.fail(String::new(), Some(e.offset()), e.kind.to_string(), &path);
+        }
+        let fingerprint = match reader.fingerprint() {
+            Ok(f) => f,
+            Err(e) => return self.fail(String::new(), Some(e.offset()), e.kind.to_string(), &path),
+        };
+        if let Some((id, first_path)) = self
+            .catalog
+            .find(&fingerprint)
+            .context("reading the database")?
+        {
+            self.shared.duplicate(&path, id, &first_path);
+            return Ok(());
+        }
+        let (key_table, key_stacks) = keys.finish();
+
+        // Pass 2: decode.
+        let second = match input.open() {
+            Ok(o) if o.version == version => o,
+            Ok(_) => {
+                return self.fail(fingerprint, None, changed_message(), &path);
+            }
+            Err(e) => return self.fail(fingerprint, None, e.to_string(), &path),
+        };
+        let mut reader = match EtlReader::new(second.reader, second.len) {
+            Ok(r) => r,
+            Err(e) => return self.fail(fingerprint, Some(e.offset()), e.kind.to_string(), &path),
+        };
+        self.send(Msg::Begin(Box::new(CaptureStart {
+            path: path.clone(),
+            file_name: name.clone(),
+            size: second.len,
+            fingerprint: fingerprint.clone(),
+            header,
+            started: super::now_rfc3339(),
+        })))?;
+        if !key_stacks.is_empty() {
+            self.send(Msg::Rows(RowBatch {
+                rows: Vec::new(),
+                stacks: key_stacks,
+                rundown: Vec::new(),
+                problems: Vec::new(),
+            }))?;
+        }
+        let mut stats = Stats::default();
+        let mut decoder = Decoder::new(&key_table);
+        let mut result: Result<()> = Ok(());
+        let mut read_error: Option<Error> = None;
+        let mut ready = Vec::new();
+        reader.for_each_window(WINDOW_BYTES, WINDOW_BUFFERS, |w| {
+            if let Some(e) = fatal(w) {
+                read_error = Some(e);
+                return ControlFlow::Break(());
+            }
+            if self.shared.stopped() || self.shared.cancel.requested() {
+                return ControlFlow::Break(());
+            }
+            decoder.add(w, |b| ready.push(b));
+            for b in ready.drain(..) {
+                if let Err(e) = self.send_batch(b, &clock, &mut stats) {
+                    result = Err(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            if let Some(Ok(last)) = w.last() {
+                self.progress(last.offset + last.header.buffer_size() as u64, &name);
+            }
+            ControlFlow::Continue(())
+        });
+        if read_error.is_none() && result.is_ok() && !self.shared.cancel.requested() {
+            decoder.finish(|b| ready.push(b));
+            for b in ready.drain(..) {
+                self.send_batch(b, &clock, &mut stats)?;
+            }
+        }
+        result?;
+        if self.shared.cancel.requested() {
+            return Ok(()); // the loading thread rolls the capture back
+        }
+        let changed = match input.open() {
+            Ok(o) => o.version != version,
+            Err(_) => true,
+        };
+        if let Some(e) = read_error {
+            return self.abort(fingerprint, Some(e.offset()), e.kind.to_string(), &path);
+        }
+        if changed {
+            return self.abort(fingerprint, None, changed_message(), &path);
+        }
+        self.send(Msg::End(Box::new(stats)))
+    }
+
+    /// Sends the rows of a final batch.
+    fn send_batch(&self, batch: Batch, clock: &Clock, stats: &mut Stats) -> Result<()> {
+        stats.add(&batch.stats);
+        if self.strict && !batch.problems.is_empty() {
+            self.shared.stop();
+        }
+        let rows = batch
+            .rows
+            .iter()
+            .map(|r| HeapEventRow::from_heap(r, clock))
+            .collect();
+        let rundown = batch
+            .rundown
+            .into_iter()
+            .map(|r| RundownRow::new(r, clock))
+            .collect();
+        self.send(Msg::Rows(RowBatch {
+            rows,
+            stacks: batch.stacks,
+            rundown,
+            problems: batch.problems,
+        }))
+    }
+
+    /// Ends the capture being sent without storing it, and records why.
+    fn abort(
+        &self,
+        fingerprint: String,
+        offset: Option<u64>,
+        message: String,
+        path: &str,
+    ) -> Result<()> {
+        self.send(Msg::Abort)?;
+        self.fail(fingerprint, offset, message, path)
+    }
+}
+
+fn changed_message() -> String {
+    "the file changed while it was read (a copy still in progress?); not stored, ingest it again once it is complete".to_string()
+}
+
+/// A read error in a window: the rest of the capture cannot be read.
+fn fatal(window: &[Result<crate::etl::Buffer<'_>, Error>]) -> Option<Error> {
+    window.iter().find_map(|b| match b {
+        Err(e) if matches!(e.kind, ErrorKind::Read(_)) => Some(e.clone()),
+        _ => None,
+    })
+}
+
+impl Shared<'_> {
+    /// A note about a capture already stored.
+    pub(super) fn duplicate(&self, path: &str, id: i64, first_path: &str) {
+        self.count(|r| r.duplicates += 1);
+        self.note(Note::about(
+            Level::Info,
+            path,
+            format!("already ingested as capture {id} ({first_path}), skipped"),
+        ));
+    }
+}
