@@ -155,6 +155,11 @@ impl MemberReader {
                             }
                         }
                         Err(e) => {
+                            // The bytes before the error first, so it is reported where
+                            // it happened (a bad checksum: at the member's end).
+                            if !chunk.is_empty() && tx.send(Ok(chunk)).is_err() {
+                                return;
+                            }
                             let _ = tx.send(Err(e));
                             return;
                         }
