@@ -1,11 +1,14 @@
 -- name: data-quality
--- description: Per capture: events and buffers lost, bad records, errors, stacks not matched, and reallocs whose old block was never seen.
+-- description: Per capture: events and buffers lost, bad records, heap events that could not be decoded, errors, stacks not matched, and reallocs whose old block was never seen.
 -- question: Can the numbers of this capture be trusted?
 -- param: capture = all : only this capture (default: every capture)
 --
 -- reallocs_old_block_unseen: ReAllocs whose old address no earlier Alloc or ReAlloc of
 -- the same process and heap produced (the block predates the trace, or events were lost).
 -- A high share with events_lost > 0 means the trace dropped events.
+-- heap_events_undecoded: heap-provider events heapdb recognized (in any header form)
+-- but could not decode; their details are in ingest_errors. Anything above 0 means the
+-- counts of this capture are incomplete.
 WITH caps AS (SELECT capture_id FROM captures WHERE :capture IS NULL OR capture_id = :capture),
 ev AS (
     SELECT capture_id, pid, heap, new_address AS addr, time_ns, id, 1 AS kind FROM reallocs
@@ -37,6 +40,7 @@ SELECT c.capture_id,
        c.events_seen,
        c.events_decoded,
        c.events_bad,
+       coalesce(c.heap_events_undecoded, 0) AS heap_events_undecoded,
        (SELECT count(*) FROM ingest_errors e WHERE e.capture_id = c.capture_id) AS ingest_errors,
        c.unknown_versions,
        c.records_32bit,

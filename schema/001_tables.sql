@@ -1,8 +1,10 @@
--- heapdb schema, version 1: tables.
+-- heapdb schema, version 2: tables.
 --
 -- One SQLite database holds the heap history of many captures (.etl files). heapdb
 -- applies this file when it creates a database and records the schema version in
--- PRAGMA user_version; any SQLite client can read the database.
+-- PRAGMA user_version; a database of an older version is upgraded by the scripts of
+-- schema/migrations/ (any ingest, or `heapdb repair`, does it). Any SQLite client can
+-- read the database.
 --
 -- Conventions
 --   * Times: `time_ns` is UTC nanoseconds since 1970-01-01 (INTEGER); `ts_raw` is the
@@ -52,7 +54,9 @@ CREATE TABLE IF NOT EXISTS captures (
     ingest_started  TEXT NOT NULL,         -- when this capture's ingest began (RFC 3339)
     ingest_finished TEXT,                  -- when it was committed
     heapdb_version  TEXT NOT NULL,         -- heapdb version that ingested it
-    status          TEXT NOT NULL          -- 'complete', or 'complete_with_errors' when some records were bad
+    status          TEXT NOT NULL,         -- 'complete', or 'complete_with_errors' when some records were bad
+    -- Added in schema 2 (columns added by a migration come last, in every database):
+    heap_events_undecoded INTEGER          -- heap-provider events (in any header form) that could not be decoded: > 0 means the numbers are incomplete (see ingest_errors)
 );
 
 -- Source values of Alloc/ReAlloc/Free (ntwmi MEMORY_FROM_*).

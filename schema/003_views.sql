@@ -16,7 +16,8 @@ SELECT capture_id, file_name, path, size_bytes, fingerprint, os_version, os_buil
        strftime('%Y-%m-%dT%H:%M:%SZ', end_time_ns / 1000000000, 'unixepoch') AS end_time,
        round((coalesce(last_event_ns, start_time_ns) - start_time_ns) / 1e9, 3) AS seconds_traced,
        events_lost, buffers_lost, events_seen, events_decoded, events_skipped, events_bad,
-       stacks_matched, moving_reallocs_linked, status, ingest_finished, heapdb_version
+       stacks_matched, moving_reallocs_linked, heap_events_undecoded, status, ingest_finished,
+       heapdb_version
 FROM captures;
 
 -- Every ReAlloc with hex addresses, source names, process names and the size change.

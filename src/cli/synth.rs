@@ -2,7 +2,7 @@
 
 use super::{say, Outcome, UsageError};
 use clap::{Args, ValueEnum};
-use heapdb::synth::{self, Options, PointerMode, StackMode};
+use heapdb::synth::{self, HeapHeader, Options, PointerMode, StackMode};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -13,6 +13,16 @@ pub enum PtrArg {
     #[value(name = "64")]
     P64,
     Mixed,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum HeaderArg {
+    /// SYSTEM_TRACE_HEADER with a kernel hook id, as every capture seen so far.
+    System,
+    /// Classic EVENT_TRACE_HEADER with the heap provider's GUID.
+    Classic,
+    /// EVENT_HEADER with the heap provider's GUID (stacks in its extended data).
+    Event,
 }
 
 #[derive(Args)]
@@ -63,6 +73,9 @@ pub struct SynthArgs {
     /// Session buffer size in KiB (4..=1024).
     #[arg(long, default_value_t = 64, value_name = "KIB")]
     pub buffer_kib: u32,
+    /// Record header of the heap events.
+    #[arg(long, value_enum, default_value = "system")]
+    pub heap_header: HeaderArg,
 }
 
 pub fn run(a: SynthArgs, quiet: bool) -> anyhow::Result<Outcome> {
@@ -99,6 +112,11 @@ pub fn run(a: SynthArgs, quiet: bool) -> anyhow::Result<Outcome> {
         internal_share: a.internal_share,
         cpus: a.cpus,
         buffer_size: a.buffer_kib * 1024,
+        heap_header: match a.heap_header {
+            HeaderArg::System => HeapHeader::System,
+            HeaderArg::Classic => HeapHeader::Classic,
+            HeaderArg::Event => HeapHeader::Event,
+        },
     };
     let t = Instant::now();
     let m = synth::generate(&a.out, &opts)

@@ -7,12 +7,15 @@ pub mod sql;
 use crate::ingest::observe::{Phase, Progress};
 use crate::ingest::sink::Context as SinkContext;
 use anyhow::{bail, Context, Result};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 use std::time::Duration;
 
 /// Version of the schema this heapdb writes (PRAGMA user_version).
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
+
+/// Upgrades from each older version: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
+pub const MIGRATIONS: &[&str] = &[include_str!("../../schema/migrations/002.sql")];
 
 pub const TABLES_SQL: &str = include_str!("../../schema/001_tables.sql");
 pub const INDEXES_SQL: &str = include_str!("../../schema/002_indexes.sql");
@@ -33,9 +36,22 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     let named = |e: rusqlite::Error| anyhow::anyhow!("{}: {e}", path.display());
     let conn = Connection::open(path).map_err(named)?;
     conn.busy_timeout(Duration::from_secs(60)).map_err(named)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(named)?;
+    // Switching a new database to WAL takes an exclusive lock for a moment, and SQLite
+    // answers "locked" at once (without its busy handler) when another process is
+    // doing the same: two ingests starting on a new database. Try again for a while.
+    let t = std::time::Instant::now();
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+            Ok(m) => break m,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && t.elapsed() < Duration::from_secs(60) =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(named(e)),
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         bail!(
             "{}: could not switch the database to WAL mode (got {mode})",
@@ -131,6 +147,13 @@ pub fn open_ro(path: &Path) -> Result<ReadOnly> {
             path.display()
         );
     }
+    if version < SCHEMA_VERSION {
+        bail!(
+            "{}: written by an older heapdb (schema {version}; this heapdb reads {SCHEMA_VERSION}); upgrade it once with: heapdb repair --db {}",
+            path.display(),
+            path.display()
+        );
+    }
     if version > SCHEMA_VERSION {
         bail!(
             "{}: written by a newer heapdb (schema {version}, this heapdb knows {SCHEMA_VERSION})",
@@ -151,13 +174,28 @@ pub fn open_ro(path: &Path) -> Result<ReadOnly> {
     Ok(ReadOnly { conn, notes })
 }
 
-/// Creates the tables of a new database, checks the version of an existing one and
-/// (re)creates the views.
+/// Creates the tables of a new database, upgrades an older one (schema/migrations/),
+/// refuses a newer one, and (re)creates the views when they changed. Writes happen
+/// under the write lock (`BEGIN IMMEDIATE`, waiting up to the busy timeout), and the
+/// version is read again under it: two processes opening a new database at once must
+/// not both create it.
 pub fn apply_schema(conn: &Connection) -> Result<()> {
     let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         bail!("database written by a newer heapdb (schema {version}, this heapdb knows {SCHEMA_VERSION})");
     }
+    if version < SCHEMA_VERSION || !views_current(conn)? {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let r = upgrade(conn);
+        conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        r?;
+    }
+    Ok(())
+}
+
+/// Inside the write lock: creates or upgrades the tables, recreates the views.
+fn upgrade(conn: &Connection) -> Result<()> {
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version == 0 {
         let tables: i64 = conn.query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
@@ -167,14 +205,62 @@ pub fn apply_schema(conn: &Connection) -> Result<()> {
         if tables > 0 {
             bail!("not a heapdb database (it has tables but no heapdb schema version)");
         }
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(TABLES_SQL)?;
-        tx.execute_batch(INDEXES_SQL)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-        tx.commit()?;
+        conn.execute_batch(TABLES_SQL)?;
+        conn.execute_batch(INDEXES_SQL)?;
+    } else if version > SCHEMA_VERSION {
+        bail!("database written by a newer heapdb (schema {version}, this heapdb knows {SCHEMA_VERSION})");
+    } else {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            let from = i as i32 + 1;
+            if from >= version {
+                conn.execute_batch(m)
+                    .with_context(|| format!("upgrading the schema from version {from}"))?;
+            }
+        }
     }
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     conn.execute_batch(VIEWS_SQL)?;
     Ok(())
+}
+
+/// The `CREATE VIEW` statements of `schema/003_views.sql`, one per view, as SQLite
+/// stores them in `sqlite_master.sql`.
+fn view_statements() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for stmt in VIEWS_SQL.split(';') {
+        let code: Vec<&str> = stmt
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("CREATE VIEW"))
+            .collect();
+        if let Some(first) = code.first() {
+            let name = first
+                .trim_start()
+                .trim_start_matches("CREATE VIEW")
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            out.push((name, code.join("\n").trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Whether every view is there as this heapdb defines it (then nothing is written).
+fn views_current(conn: &Connection) -> Result<bool> {
+    for (name, sql) in view_statements() {
+        let stored: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if stored.as_deref() != Some(sql.as_str()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// What `repair` did.
@@ -326,6 +412,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.db");
         let c = open_rw(&p).unwrap();
+        assert!(views_current(&c).unwrap(), "a second open writes nothing");
+        assert_eq!(view_statements().len(), 6);
         let v: i32 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

@@ -207,6 +207,7 @@ table!(
     stacks_matched = sql_u64(e.stats.stacks_matched),
     stacks_orphan = sql_u64(e.stats.stacks_orphan),
     moving_reallocs_linked = sql_u64(e.stats.moving_reallocs_linked),
+    heap_events_undecoded = sql_u64(e.stats.heap_undecoded),
     first_event_id = e.first_event_id,
     last_event_id = e.last_event_id,
     ingest_finished = e.finished.as_str(),

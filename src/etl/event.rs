@@ -4,6 +4,7 @@
 use super::bytes::{align8, u16_at, u32_at, u64_at, u8_at};
 use super::error::{Error, ErrorKind, Location};
 use super::guid::Guid;
+use super::headers;
 use super::kernel;
 
 /// The on-disk header kind of a record. The suffix is the pointer size of its payload.
@@ -64,9 +65,9 @@ impl HeaderKind {
 }
 
 /// EVENT_HEADER flag: extended data items follow the header.
-pub const EH_FLAG_EXTENDED_INFO: u16 = 0x0001;
+pub const EH_FLAG_EXTENDED_INFO: u16 = headers::event_header::FLAG_EXTENDED_INFO;
 /// EVENT_HEADER flag: the payload is one NUL-terminated UTF-16 string.
-pub const EH_FLAG_STRING_ONLY: u16 = 0x0004;
+pub const EH_FLAG_STRING_ONLY: u16 = headers::event_header::FLAG_STRING_ONLY;
 
 /// One decoded record. Borrowed from the buffer's record bytes (zero-copy).
 #[derive(Debug, Clone, Copy)]
@@ -150,13 +151,13 @@ pub struct Events<'a> {
     only_group: Option<u8>,
 }
 
-/// Size of the fixed part of each header kind.
-const SYSTEM_HEADER: usize = 0x20;
-const COMPACT_HEADER: usize = 0x18;
-const PERFINFO_HEADER: usize = 0x10;
-const CLASSIC_HEADER: usize = 0x30;
-const INSTANCE_HEADER: usize = 0x48;
-const EVENT_HEADER: usize = 0x50;
+/// Size of the fixed part of each header kind (layouts in [`super::headers`]).
+const SYSTEM_HEADER: usize = headers::system::LEN;
+const COMPACT_HEADER: usize = headers::system::COMPACT_LEN;
+const PERFINFO_HEADER: usize = headers::perfinfo::LEN;
+const CLASSIC_HEADER: usize = headers::classic::LEN;
+const INSTANCE_HEADER: usize = headers::classic::INSTANCE_LEN;
+const EVENT_HEADER: usize = headers::event_header::LEN;
 const WPP_HEADER: usize = 8;
 
 enum Step<'a> {
@@ -232,14 +233,15 @@ impl<'a> Events<'a> {
             )));
         }
 
-        if mflags == 0xC0 {
+        if mflags == headers::MARKER_TRACE_HEADER {
+            use headers::{perfinfo as p, system as s};
             let kernel = match htype {
-                0x01 => Some((HeaderKind::System32, SYSTEM_HEADER, 4)),
-                0x02 => Some((HeaderKind::System64, SYSTEM_HEADER, 8)),
-                0x03 => Some((HeaderKind::Compact32, COMPACT_HEADER, 4)),
-                0x04 => Some((HeaderKind::Compact64, COMPACT_HEADER, 8)),
-                0x10 => Some((HeaderKind::PerfInfo32, PERFINFO_HEADER, 4)),
-                0x11 => Some((HeaderKind::PerfInfo64, PERFINFO_HEADER, 8)),
+                s::TYPE_32 => Some((HeaderKind::System32, SYSTEM_HEADER, 4)),
+                s::TYPE_64 => Some((HeaderKind::System64, SYSTEM_HEADER, 8)),
+                s::TYPE_COMPACT_32 => Some((HeaderKind::Compact32, COMPACT_HEADER, 4)),
+                s::TYPE_COMPACT_64 => Some((HeaderKind::Compact64, COMPACT_HEADER, 8)),
+                p::TYPE_32 => Some((HeaderKind::PerfInfo32, PERFINFO_HEADER, 4)),
+                p::TYPE_64 => Some((HeaderKind::PerfInfo64, PERFINFO_HEADER, 8)),
                 _ => None,
             };
             if let Some((kind, hdr, ptr)) = kernel {
@@ -254,12 +256,20 @@ impl<'a> Events<'a> {
                 return self.kernel_event(kind, hdr, ptr, rec, loc);
             }
             let other = match htype {
-                0x0A => Some((HeaderKind::Classic32, CLASSIC_HEADER, 4)),
-                0x14 => Some((HeaderKind::Classic64, CLASSIC_HEADER, 8)),
-                0x0B => Some((HeaderKind::Instance32, INSTANCE_HEADER, 4)),
-                0x15 => Some((HeaderKind::Instance64, INSTANCE_HEADER, 8)),
-                0x12 => Some((HeaderKind::EventHeader32, EVENT_HEADER, 4)),
-                0x13 => Some((HeaderKind::EventHeader64, EVENT_HEADER, 8)),
+                headers::classic::TYPE_32 => Some((HeaderKind::Classic32, CLASSIC_HEADER, 4)),
+                headers::classic::TYPE_64 => Some((HeaderKind::Classic64, CLASSIC_HEADER, 8)),
+                headers::classic::TYPE_INSTANCE_32 => {
+                    Some((HeaderKind::Instance32, INSTANCE_HEADER, 4))
+                }
+                headers::classic::TYPE_INSTANCE_64 => {
+                    Some((HeaderKind::Instance64, INSTANCE_HEADER, 8))
+                }
+                headers::event_header::TYPE_32 => {
+                    Some((HeaderKind::EventHeader32, EVENT_HEADER, 4))
+                }
+                headers::event_header::TYPE_64 => {
+                    Some((HeaderKind::EventHeader64, EVENT_HEADER, 8))
+                }
                 0x0C..=0x0F => Some((HeaderKind::Other(htype), 4, 0)),
                 _ => None,
             };
@@ -350,8 +360,9 @@ impl<'a> Events<'a> {
         rec: &'a [u8],
         loc: Location,
     ) -> Step<'a> {
-        let version_word = u16_at(rec, 0).unwrap_or(0);
-        let hook = u16_at(rec, 6).unwrap_or(0);
+        use headers::{perfinfo as p, system as s};
+        let version_word = u16_at(rec, s::VERSION).unwrap_or(0);
+        let hook = u16_at(rec, s::HOOK).unwrap_or(0);
         // PMC counters (bits 8-10) and a PEBS index (bit 15) sit between header and
         // payload; the record size includes them.
         let extra =
@@ -365,11 +376,11 @@ impl<'a> Events<'a> {
         e.version = version_word & 0xFF;
         e.pointer_size = ptr;
         if hdr == PERFINFO_HEADER {
-            e.timestamp = u64_at(rec, 8);
+            e.timestamp = u64_at(rec, p::TIMESTAMP);
         } else {
-            e.tid = u32_at(rec, 8);
-            e.pid = u32_at(rec, 12);
-            e.timestamp = u64_at(rec, 16);
+            e.tid = u32_at(rec, s::TID);
+            e.pid = u32_at(rec, s::PID);
+            e.timestamp = u64_at(rec, s::TIMESTAMP);
         }
         match rec.get(payload_start..) {
             Some(p) => {
@@ -394,30 +405,32 @@ impl<'a> Events<'a> {
         rec: &'a [u8],
         loc: Location,
     ) -> Step<'a> {
+        use headers::classic as c;
         let mut e = self.base(kind, rec, loc);
-        e.opcode = u8_at(rec, 4);
-        e.level = u8_at(rec, 5).unwrap_or(0);
-        e.version = u16_at(rec, 6).unwrap_or(0);
-        e.tid = u32_at(rec, 8);
-        e.pid = u32_at(rec, 12);
-        e.timestamp = u64_at(rec, 16);
-        e.provider = Guid::read(rec, 0x18).unwrap_or(Guid::NIL);
+        e.opcode = u8_at(rec, c::TYPE);
+        e.level = u8_at(rec, c::LEVEL).unwrap_or(0);
+        e.version = u16_at(rec, c::VERSION).unwrap_or(0);
+        e.tid = u32_at(rec, c::TID);
+        e.pid = u32_at(rec, c::PID);
+        e.timestamp = u64_at(rec, c::TIMESTAMP);
+        e.provider = Guid::read(rec, c::GUID).unwrap_or(Guid::NIL);
         e.pointer_size = ptr;
         e.payload = rec.get(hdr..).unwrap_or(&[]);
         Step::Event(e, rec.len())
     }
 
     fn event_header(&self, kind: HeaderKind, ptr: u8, rec: &'a [u8], loc: Location) -> Step<'a> {
+        use headers::event_header as h;
         let mut e = self.base(kind, rec, loc);
-        e.flags = u16_at(rec, 4).unwrap_or(0);
-        e.tid = u32_at(rec, 8);
-        e.pid = u32_at(rec, 12);
-        e.timestamp = u64_at(rec, 16);
-        e.provider = Guid::read(rec, 0x18).unwrap_or(Guid::NIL);
-        e.event_id = u16_at(rec, 0x28).unwrap_or(0);
-        e.version = u8_at(rec, 0x2A).unwrap_or(0) as u16;
-        e.level = u8_at(rec, 0x2C).unwrap_or(0);
-        e.opcode = u8_at(rec, 0x2D);
+        e.flags = u16_at(rec, h::FLAGS).unwrap_or(0);
+        e.tid = u32_at(rec, h::TID);
+        e.pid = u32_at(rec, h::PID);
+        e.timestamp = u64_at(rec, h::TIMESTAMP);
+        e.provider = Guid::read(rec, h::PROVIDER).unwrap_or(Guid::NIL);
+        e.event_id = u16_at(rec, h::ID).unwrap_or(0);
+        e.version = u8_at(rec, h::VERSION).unwrap_or(0) as u16;
+        e.level = u8_at(rec, h::LEVEL).unwrap_or(0);
+        e.opcode = u8_at(rec, h::OPCODE);
         e.pointer_size = ptr;
         let mut pos = EVENT_HEADER;
         if e.flags & EH_FLAG_EXTENDED_INFO != 0 {

@@ -13,6 +13,7 @@ pub mod bytes;
 pub mod error;
 pub mod event;
 pub mod guid;
+pub mod headers;
 pub mod kernel;
 pub mod logfile;
 pub mod source;

@@ -62,6 +62,8 @@ pub struct Stats {
     pub stacks_other: u64,
     pub key_refs_unresolved: u64,
     pub moving_reallocs_linked: u64,
+    /// Heap-provider events (in any header form) that could not be decoded.
+    pub heap_undecoded: u64,
 }
 
 impl Stats {
@@ -76,6 +78,7 @@ impl Stats {
         self.stacks_other += o.stacks_other;
         self.key_refs_unresolved += o.key_refs_unresolved;
         self.moving_reallocs_linked += o.moving_reallocs_linked;
+        self.heap_undecoded += o.heap_undecoded;
     }
 }
 

@@ -135,6 +135,24 @@ pub fn decode<'a>(e: &Event<'a>) -> Option<Result<StackEvent<'a>, StackError>> {
     })
 }
 
+/// The stack an EVENT_HEADER record carries in an extended data item
+/// (EVENT_HEADER_EXT_TYPE_STACK_TRACE32/64: a u64 MatchId, then the return addresses,
+/// innermost first).
+pub fn extended_stack<'a>(e: &Event<'a>) -> Option<Frames<'a>> {
+    use crate::etl::headers::event_header as h;
+    if e.extended.is_empty() {
+        return None;
+    }
+    e.extended_items().find_map(|(ty, data)| {
+        let ptr = match ty {
+            h::EXT_STACK_TRACE64 => 8,
+            h::EXT_STACK_TRACE32 => 4,
+            _ => return None,
+        };
+        Some(Frames::new(data.get(8..)?, ptr))
+    })
+}
+
 /// A stable 63-bit id for a list of frames: the database's `stack_id`. Deterministic,
 /// so the same stack gets the same id in every capture and every database (which makes
 /// cross-capture reports simple), and independent of the record's pointer width.

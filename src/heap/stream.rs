@@ -175,9 +175,21 @@ impl CpuStream {
                             cur.stats.records_32bit += 1;
                         }
                         let idx = cur.rows.len() as u32;
+                        // An EVENT_HEADER record can carry its own stack.
+                        let stack = match stack::extended_stack(&e) {
+                            Some(frames) => {
+                                let id = frames.id();
+                                cur.stats.stacks_matched += 1;
+                                if self.seen_stacks.insert(id) {
+                                    cur.stacks.push((id, frames.to_vec()));
+                                }
+                                StackRef::Id(id)
+                            }
+                            None => StackRef::None,
+                        };
                         cur.rows.push(HeapRow {
                             event: ev,
-                            stack: StackRef::None,
+                            stack,
                             realloc_link: None,
                             key: (b.index, seq as u32),
                         });
@@ -188,6 +200,7 @@ impl CpuStream {
                     }
                     Err(err) => {
                         cur.stats.bad_records += 1;
+                        cur.stats.heap_undecoded += 1;
                         cur.problems.push(Problem {
                             offset: e.offset(),
                             message: err.to_string(),

@@ -233,6 +233,16 @@ impl<'s, S: Sink> Loader<'s, S> {
             ));
             return Ok(());
         }
+        if stats.heap_undecoded > 0 {
+            self.shared.note(Note::about(
+                Level::Warning,
+                &cur.path,
+                format!(
+                    "{} heap-provider event(s) could not be decoded: this capture's numbers are incomplete (see ingest_errors and the data-quality report)",
+                    stats.heap_undecoded
+                ),
+            ));
+        }
         let rundown = super::rundown::assemble(&cur.rundown, &cur.pids);
         self.sink.commit(&CaptureEnd {
             capture_id: cur.capture_id,

@@ -13,9 +13,14 @@
 pub mod rng;
 pub mod writer;
 
+use crate::etl::headers::event_header;
+use crate::etl::kernel::HEAP_GUID;
 use crate::etl::kernel::STACK_WALK_GUID;
 use crate::etl::Guid;
-use crate::heap::record::{op, opcode_name, EventInfo, HeapRecord, Snapshot, Source, SpaceInfo};
+use crate::heap::record::HEAP_RANGE_GUID;
+use crate::heap::record::{
+    encode_payload, op, opcode_name, EventInfo, HeapRecord, Snapshot, Source, SpaceInfo,
+};
 use crate::heap::rundown::IMAGE_ID_GUID;
 use crate::heap::stack::stack_id;
 use rng::Rng;
@@ -24,7 +29,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use writer::{classic_record, perfinfo_record, system_record, EtlWriter, SessionInfo};
+use writer::{
+    classic_record, event_record, perfinfo_record, system_record, EtlWriter, SessionInfo,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +56,21 @@ pub enum StackMode {
     Keyed,
 }
 
+/// The record header heap events are written in. Every capture seen so far uses
+/// SYSTEM headers; the others are what a decoder must also accept (see
+/// `heap::record::heap_identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeapHeader {
+    /// SYSTEM_TRACE_HEADER with hook 0x10xx (HeapRange: 0x02xx), as the kernel writes.
+    System,
+    /// Classic EVENT_TRACE_HEADER with the heap provider's GUID.
+    Classic,
+    /// EVENT_HEADER with the heap provider's GUID; plain stacks travel in the record's
+    /// extended data (STACK_TRACE32/64) instead of StackWalk events.
+    Event,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Options {
     pub files: u32,
@@ -65,6 +87,7 @@ pub struct Options {
     pub internal_share: f64,
     pub cpus: u16,
     pub buffer_size: u32,
+    pub heap_header: HeapHeader,
 }
 
 impl Default for Options {
@@ -81,6 +104,7 @@ impl Default for Options {
             internal_share: 0.5,
             cpus: 4,
             buffer_size: 65536,
+            heap_header: HeapHeader::System,
         }
     }
 }
@@ -794,26 +818,74 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         let ts = self.tick();
         let ptr = self.procs[pi].ptr;
         let pid = self.procs[pi].pid;
-        let version = match (&record, opcode) {
-            (
-                HeapRecord::Create {
-                    reserve_size: Some(_),
-                    ..
-                },
-                _,
-            ) => 3,
-            (_, op::EXPAND | op::CONTRACT) => 3,
-            (HeapRecord::Snapshot(s), _) if s.space.allocated_space.is_some() => 3,
-            _ => 2,
-        };
+        let version = record.version() as u8;
         self.payload.clear();
-        encode_heap_payload(&mut self.payload, &record, ptr);
-        let hook = if (100..=104).contains(&opcode) {
-            0x0200 | opcode as u16
-        } else {
-            0x1000 | opcode as u16
-        };
-        self.push_system(cpu, ptr, version, hook, tid, pid)?;
+        encode_payload(&mut self.payload, &record, ptr);
+        let range = (op::RANGE_RUNDOWN..=op::RANGE_DESTROY).contains(&opcode);
+        let plain_stack = self.opts.stacks == StackMode::Plain && stacked && site.is_some();
+        match self.opts.heap_header {
+            HeapHeader::System => {
+                let hook = if range {
+                    0x0200 | opcode as u16
+                } else {
+                    0x1000 | opcode as u16
+                };
+                self.push_system(cpu, ptr, version, hook, tid, pid)?;
+            }
+            form => {
+                let guid = if range { HEAP_RANGE_GUID } else { HEAP_GUID };
+                if form == HeapHeader::Classic {
+                    classic_record(
+                        &mut self.rec,
+                        ptr,
+                        &guid,
+                        opcode,
+                        version as u16,
+                        tid,
+                        pid,
+                        ts,
+                        &self.payload,
+                    );
+                } else {
+                    // The stack as an extended item: MatchId, then the frames.
+                    let mut ext = Vec::new();
+                    if let (true, Some(site)) = (plain_stack, site) {
+                        ext.extend_from_slice(&0u64.to_le_bytes());
+                        for &f in &self.procs[pi].sites[site].frames {
+                            if ptr == 8 {
+                                ext.extend_from_slice(&f.to_le_bytes());
+                            } else {
+                                ext.extend_from_slice(&(f as u32).to_le_bytes());
+                            }
+                        }
+                    }
+                    let kind = if ptr == 8 {
+                        event_header::EXT_STACK_TRACE64
+                    } else {
+                        event_header::EXT_STACK_TRACE32
+                    };
+                    let items: Vec<(u16, &[u8])> = if ext.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![(kind, &ext[..])]
+                    };
+                    event_record(
+                        &mut self.rec,
+                        ptr,
+                        &guid,
+                        opcode,
+                        version,
+                        tid,
+                        pid,
+                        ts,
+                        &items,
+                        &self.payload,
+                    );
+                }
+                self.count(guid, opcode);
+                self.w.push(cpu, ts, &self.rec)?;
+            }
+        }
         self.heap_events += 1;
         if ptr == 4 {
             self.m.records_32bit += 1;
@@ -857,6 +929,10 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         if let (Some(site), true) = (site, stacked) {
             match self.opts.stacks {
                 StackMode::None => {}
+                StackMode::Plain if self.opts.heap_header == HeapHeader::Event => {
+                    // Carried by the event's own extended data (above).
+                    sid = Some(self.procs[pi].sites[site].stack_id);
+                }
                 StackMode::Plain => {
                     let frames = &self.procs[pi].sites[site].frames;
                     self.payload.clear();
@@ -1334,216 +1410,5 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             m.processes.push(p.stats);
         }
         Ok(m)
-    }
-}
-
-/// Payload bytes of a heap record, packed, with the given pointer size (the inverse of
-/// `heap::record::decode_payload`).
-pub fn encode_heap_payload(out: &mut Vec<u8>, r: &HeapRecord, ptr: u8) {
-    let mut words: Vec<(bool, u64)> = Vec::with_capacity(10); // (is_ptr, value)
-    let s = |w: &mut Vec<(bool, u64)>, sp: &SpaceInfo| {
-        w.push((true, sp.free_space));
-        w.push((true, sp.committed_space));
-        w.push((true, sp.reserved_space));
-    };
-    match r {
-        HeapRecord::Create {
-            heap,
-            flags,
-            reserve_size,
-            commit_size,
-            allocated_size,
-        } => {
-            words.push((true, *heap));
-            words.push((false, *flags as u64));
-            for v in [reserve_size, commit_size, allocated_size]
-                .into_iter()
-                .flatten()
-            {
-                words.push((true, *v));
-            }
-        }
-        HeapRecord::Alloc {
-            heap,
-            size,
-            address,
-            source,
-        } => {
-            words.extend([
-                (true, *heap),
-                (true, *size),
-                (true, *address),
-                (false, source.0 as u64),
-            ]);
-        }
-        HeapRecord::ReAlloc {
-            heap,
-            new_address,
-            old_address,
-            new_size,
-            old_size,
-            source,
-        } => {
-            words.extend([
-                (true, *heap),
-                (true, *new_address),
-                (true, *old_address),
-                (true, *new_size),
-                (true, *old_size),
-                (false, source.0 as u64),
-            ]);
-        }
-        HeapRecord::Free {
-            heap,
-            address,
-            source,
-        } => {
-            words.extend([(true, *heap), (true, *address), (false, source.0 as u64)]);
-        }
-        HeapRecord::HeapOnly { heap, .. } | HeapRecord::RangeDestroy { heap } => {
-            words.push((true, *heap))
-        }
-        HeapRecord::Expand {
-            heap,
-            size,
-            address,
-            ucr_count,
-            space,
-        }
-        | HeapRecord::Contract {
-            heap,
-            size,
-            address,
-            ucr_count,
-            space,
-        } => {
-            words.extend([(true, *heap), (true, *size), (true, *address)]);
-            s(&mut words, space);
-            words.push((false, *ucr_count as u64));
-            if let Some(a) = space.allocated_space {
-                words.push((true, a));
-            }
-        }
-        HeapRecord::Snapshot(sn) => {
-            words.push((true, sn.heap));
-            s(&mut words, &sn.space);
-            words.extend([
-                (false, sn.heap_flags as u64),
-                (false, sn.process_id as u64),
-                (true, sn.large_ucr_space),
-                (false, sn.free_list_length as u64),
-                (false, sn.ucr_length as u64),
-            ]);
-            if let Some(a) = sn.space.allocated_space {
-                words.push((true, a));
-            }
-        }
-        HeapRecord::Subsegment {
-            heap,
-            subsegment,
-            subsegment_size,
-            block_size,
-            ..
-        } => {
-            words.extend([
-                (true, *heap),
-                (true, *subsegment),
-                (true, *subsegment_size),
-                (true, *block_size),
-            ]);
-        }
-        HeapRecord::CommitDecommit {
-            heap,
-            block,
-            size,
-            caller,
-            ..
-        } => {
-            words.extend([
-                (true, *heap),
-                (true, *block),
-                (true, *size),
-                (false, *caller as u64),
-            ]);
-        }
-        HeapRecord::SubsegmentInit {
-            heap,
-            subsegment,
-            block_size,
-            block_count,
-            affinity_index,
-        } => {
-            words.extend([
-                (true, *heap),
-                (true, *subsegment),
-                (true, *block_size),
-                (true, *block_count),
-                (false, *affinity_index as u64),
-            ]);
-        }
-        HeapRecord::AffinityManagerEnable { heap, bucket_index } => {
-            words.extend([(true, *heap), (false, *bucket_index as u64)])
-        }
-        HeapRecord::AffinitySlotAssigned { slot_index } => words.push((false, *slot_index as u64)),
-        HeapRecord::SubsegmentActivated { heap, subsegment } => {
-            words.extend([(true, *heap), (true, *subsegment)])
-        }
-        HeapRecord::AffinitySlotChanged {
-            heap,
-            subsegment,
-            slot_index,
-        } => words.extend([
-            (true, *heap),
-            (true, *subsegment),
-            (false, *slot_index as u64),
-        ]),
-        HeapRecord::SubsegmentReuseThreshold {
-            heap,
-            subsegment,
-            bucket_index,
-        } => words.extend([
-            (true, *heap),
-            (true, *subsegment),
-            (false, *bucket_index as u64),
-        ]),
-        HeapRecord::RangeCreate {
-            heap,
-            first_range_size,
-            flags,
-        } => words.extend([
-            (true, *heap),
-            (true, *first_range_size),
-            (false, *flags as u64),
-        ]),
-        HeapRecord::Range {
-            heap,
-            address,
-            size,
-            ..
-        } => words.extend([(true, *heap), (true, *address), (true, *size)]),
-        HeapRecord::RangeRundown {
-            heap,
-            flags,
-            process_id,
-            ranges,
-        } => {
-            words.extend([
-                (true, *heap),
-                (false, *flags as u64),
-                (false, *process_id as u64),
-                (false, ranges.len() as u64),
-                (false, 0),
-            ]);
-            for (a, s) in ranges {
-                words.extend([(true, *a), (true, *s)]);
-            }
-        }
-    }
-    for (is_ptr, v) in words {
-        if is_ptr && ptr == 8 {
-            out.extend_from_slice(&v.to_le_bytes());
-        } else {
-            out.extend_from_slice(&(v as u32).to_le_bytes());
-        }
     }
 }

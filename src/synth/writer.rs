@@ -7,7 +7,6 @@ use crate::etl::buffer::{BUFFER_HEADER_SIZE, FLAG_COMPRESSED, FLAG_FLUSH, FLAG_P
 use crate::etl::bytes::align8;
 use crate::etl::time::FILETIME_UNIX_EPOCH;
 use crate::etl::xpress;
-use crate::etl::Guid;
 use std::io::{self, Seek, SeekFrom, Write};
 
 /// Session-level settings written into the logfile header.
@@ -308,77 +307,7 @@ fn buffer_header(
     h[0x36..0x38].copy_from_slice(&buffer_type.to_le_bytes());
 }
 
-/// A SYSTEM_TRACE_HEADER record (type 1 or 2 by pointer size) with `payload`.
-#[allow(clippy::too_many_arguments)]
-pub fn system_record(
-    out: &mut Vec<u8>,
-    ptr: u8,
-    version: u8,
-    hook: u16,
-    tid: u32,
-    pid: u32,
-    ts: u64,
-    payload: &[u8],
-) {
-    out.clear();
-    let size = 0x20 + payload.len();
-    out.extend_from_slice(&(version as u16).to_le_bytes());
-    out.push(if ptr == 4 { 0x01 } else { 0x02 });
-    out.push(0xC0);
-    out.extend_from_slice(&(size as u16).to_le_bytes());
-    out.extend_from_slice(&hook.to_le_bytes());
-    out.extend_from_slice(&tid.to_le_bytes());
-    out.extend_from_slice(&pid.to_le_bytes());
-    out.extend_from_slice(&ts.to_le_bytes());
-    out.extend_from_slice(&[0; 8]); // kernel / user time
-    out.extend_from_slice(payload);
-}
-
-/// A PERFINFO_TRACE_HEADER record (type 0x10 or 0x11 by pointer size).
-pub fn perfinfo_record(
-    out: &mut Vec<u8>,
-    ptr: u8,
-    version: u8,
-    hook: u16,
-    ts: u64,
-    payload: &[u8],
-) {
-    out.clear();
-    let size = 0x10 + payload.len();
-    out.extend_from_slice(&(version as u16).to_le_bytes());
-    out.push(if ptr == 4 { 0x10 } else { 0x11 });
-    out.push(0xC0);
-    out.extend_from_slice(&(size as u16).to_le_bytes());
-    out.extend_from_slice(&hook.to_le_bytes());
-    out.extend_from_slice(&ts.to_le_bytes());
-    out.extend_from_slice(payload);
-}
-
-/// A classic EVENT_TRACE_HEADER record (type 0x0A or 0x14 by pointer size).
-#[allow(clippy::too_many_arguments)]
-pub fn classic_record(
-    out: &mut Vec<u8>,
-    ptr: u8,
-    guid: &Guid,
-    event_type: u8,
-    version: u16,
-    tid: u32,
-    pid: u32,
-    ts: u64,
-    payload: &[u8],
-) {
-    out.clear();
-    let size = 0x30 + payload.len();
-    out.extend_from_slice(&(size as u16).to_le_bytes());
-    out.push(if ptr == 4 { 0x0A } else { 0x14 });
-    out.push(0xC0);
-    out.push(event_type);
-    out.push(0); // level
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&tid.to_le_bytes());
-    out.extend_from_slice(&pid.to_le_bytes());
-    out.extend_from_slice(&ts.to_le_bytes());
-    out.extend_from_slice(&guid.0);
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(payload);
-}
+pub use crate::etl::headers::encode::{
+    classic as classic_record, event as event_record, perfinfo as perfinfo_record,
+    system as system_record,
+};
