@@ -8,4 +8,5 @@ pub mod etl;
 pub mod heap;
 pub mod ingest;
 pub mod query;
+pub mod symbols;
 pub mod synth;
