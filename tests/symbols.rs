@@ -18,9 +18,19 @@ fn pe_identity_matches_llvm_readobj() {
         let f = Fixture::load(arch);
         let pe = &f.expected["pe"];
         let info = read_pe_info(&std::fs::read(&f.dll).unwrap()).unwrap();
-        assert_eq!(info.machine as u64, pe["machine"].as_u64().unwrap(), "{arch}");
-        assert_eq!(info.time_date_stamp as u64, pe["time_date_stamp"].as_u64().unwrap());
-        assert_eq!(info.size_of_image as u64, pe["size_of_image"].as_u64().unwrap());
+        assert_eq!(
+            info.machine as u64,
+            pe["machine"].as_u64().unwrap(),
+            "{arch}"
+        );
+        assert_eq!(
+            info.time_date_stamp as u64,
+            pe["time_date_stamp"].as_u64().unwrap()
+        );
+        assert_eq!(
+            info.size_of_image as u64,
+            pe["size_of_image"].as_u64().unwrap()
+        );
         assert_eq!(info.image_base, pe["image_base"].as_u64().unwrap());
         assert_eq!(info.is_64, arch == "x64");
         let cv = info.codeview.clone().unwrap();
@@ -117,14 +127,20 @@ fn every_instruction_resolves_like_llvm_symbolizer() {
         for want in &insns {
             let rva = want.rva;
             let what = format!("{arch} rva 0x{rva:x}");
-            let got = syms.resolve(rva).unwrap().unwrap_or_else(|| panic!("{what}: no frames"));
+            let got = syms
+                .resolve(rva)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{what}: no frames"));
             check(&got.frames, want, &what);
             for fr in &got.frames {
                 assert_eq!(fr.function_offset, rva - f.public_start(rva), "{what}");
             }
             inline_seen += usize::from(got.frames.len() > 1);
         }
-        assert!(inline_seen > 10, "{arch}: only {inline_seen} inlined addresses");
+        assert!(
+            inline_seen > 10,
+            "{arch}: only {inline_seen} inlined addresses"
+        );
     }
 }
 
@@ -142,13 +158,21 @@ fn call_sites_resolve_as_return_addresses_with_inline_frames() {
             check(&got.frames, want, &what);
             let outer = got.outer().unwrap();
             assert!(!outer.inlined);
-            assert_eq!(outer.function_offset, ret - f.public_start(ret - 1), "{what}");
+            assert_eq!(
+                outer.function_offset,
+                ret - f.public_start(ret - 1),
+                "{what}"
+            );
             // The caller's convention: the same frames as resolving ret - 1 by hand.
             let by_hand = syms.resolve(ret - 1).unwrap().unwrap();
             check(&by_hand.frames, want, &what);
         }
         // The inlined allocation helper shows up at real call sites, inside each Grow.
-        for outer in ["Vector<unsigned int>::Grow", "JsonWriter::Grow", "StringBuilder::Reserve"] {
+        for outer in [
+            "Vector<unsigned int>::Grow",
+            "JsonWriter::Grow",
+            "StringBuilder::Reserve",
+        ] {
             assert!(
                 sites.iter().any(|s| s.frames.len() >= 2
                     && s.frames[0].function.starts_with("GrowBuffer")
@@ -173,15 +197,25 @@ fn addresses_outside_functions_resolve_to_nothing() {
 fn another_age_or_guid_is_a_mismatch() {
     let f = Fixture::load("x64");
     let id = f.id();
-    let older = PdbId { age: id.age + 1, ..id.clone() };
+    let older = PdbId {
+        age: id.age + 1,
+        ..id.clone()
+    };
     match PdbSymbols::open(&f.pdb, &older) {
-        Err(SymError::Mismatch { found_age, found_guid, .. }) => {
+        Err(SymError::Mismatch {
+            found_age,
+            found_guid,
+            ..
+        }) => {
             assert_eq!(found_age, id.age);
             assert_eq!(found_guid, id.guid);
         }
         other => panic!("expected a mismatch, got {:?}", other.err()),
     }
-    let other_build = PdbId { guid: Guid::from_fields(1, 2, 3, [4; 8]), ..id };
+    let other_build = PdbId {
+        guid: Guid::from_fields(1, 2, 3, [4; 8]),
+        ..id
+    };
     let err = PdbSymbols::open(&f.pdb, &other_build).err().unwrap();
     assert!(matches!(err, SymError::Mismatch { .. }));
     assert!(err.to_string().contains("heapdemo.pdb"), "{err}");
@@ -213,7 +247,10 @@ fn dbi_age_not_info_age_decides_the_match() {
     let ident = read_identity(&info_bumped).unwrap();
     assert_eq!((ident.info_age, ident.dbi_age), (5, Some(id.age)));
     assert!(PdbSymbols::open(&info_bumped, &id).is_ok());
-    let five = PdbId { age: 5, ..id.clone() };
+    let five = PdbId {
+        age: 5,
+        ..id.clone()
+    };
     assert!(matches!(
         PdbSymbols::open(&info_bumped, &five),
         Err(SymError::Mismatch { found_age: 1, .. })
@@ -221,9 +258,15 @@ fn dbi_age_not_info_age_decides_the_match() {
 
     let dbi_bumped = dir.path().join("dbi3.pdb");
     std::fs::write(&dbi_bumped, patch_age(&original, 3, 8, 3)).unwrap();
-    let three = PdbId { age: 3, ..id.clone() };
+    let three = PdbId {
+        age: 3,
+        ..id.clone()
+    };
     assert!(PdbSymbols::open(&dbi_bumped, &three).is_ok());
-    assert!(matches!(PdbSymbols::open(&dbi_bumped, &id), Err(SymError::Mismatch { .. })));
+    assert!(matches!(
+        PdbSymbols::open(&dbi_bumped, &id),
+        Err(SymError::Mismatch { .. })
+    ));
 
     if let Ok(out) = std::process::Command::new("llvm-pdbutil-14")
         .args(["pdb2yaml", "--pdb-stream", "--dbi-stream"])
@@ -242,9 +285,18 @@ fn dbi_age_not_info_age_decides_the_match() {
 #[test]
 fn wrong_architecture_is_rejected() {
     let f = Fixture::load("x86");
-    let err = PdbSymbols::open_for_machine(&f.pdb, &f.id(), Some(0x8664)).err().unwrap();
+    let err = PdbSymbols::open_for_machine(&f.pdb, &f.id(), Some(0x8664))
+        .err()
+        .unwrap();
     assert!(
-        matches!(err, SymError::WrongArchitecture { image: 0x8664, pdb: 0x14c, .. }),
+        matches!(
+            err,
+            SymError::WrongArchitecture {
+                image: 0x8664,
+                pdb: 0x14c,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(PdbSymbols::open_for_machine(&f.pdb, &f.id(), Some(0x14c)).is_ok());
@@ -294,7 +346,10 @@ fn truncated_and_corrupt_pdbs_give_errors_not_panics() {
         // Only a file cut inside the MSF header or directory must fail at open.
         for len in [0, 1, 31, 32, 100, block] {
             std::fs::write(&path, &original[..len]).unwrap();
-            assert!(PdbSymbols::open(&path, &id).is_err(), "{arch}: cut at {len} opened");
+            assert!(
+                PdbSymbols::open(&path, &id).is_err(),
+                "{arch}: cut at {len} opened"
+            );
         }
 
         // Damage: overwrite 16 bytes at a spread of offsets with 0xff.

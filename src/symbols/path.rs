@@ -69,7 +69,11 @@ impl Default for LocateOptions {
 /// `$HEAPDB_SYMBOL_CACHE`, else `$XDG_CACHE_HOME/heapdb/symbols`, else
 /// `$HOME/.cache/heapdb/symbols`, else `<temp dir>/heapdb-symbols`.
 pub fn default_cache_dir() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("HEAPDB_SYMBOL_CACHE")
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("heapdb/symbols")))
         .or_else(|| var("HOME").map(|d| d.join(".cache/heapdb/symbols")))
@@ -227,7 +231,9 @@ fn parse_entry(raw: &str) -> Result<Entry, PathError> {
         Some("srv") => server(rest, raw),
         Some("symsrv") => match rest.split_first() {
             Some((dll, stores)) if !dll.is_empty() => server(stores, raw),
-            _ => Err(err("symsrv* needs a DLL name, e.g. symsrv*symsrv.dll*CACHE*URL")),
+            _ => Err(err(
+                "symsrv* needs a DLL name, e.g. symsrv*symsrv.dll*CACHE*URL",
+            )),
         },
         Some("cache") => match rest {
             [] | [""] => Ok(Entry::Cache(None)),
@@ -240,8 +246,14 @@ fn parse_entry(raw: &str) -> Result<Entry, PathError> {
 
 fn server(parts: &[&str], raw: &str) -> Result<Entry, PathError> {
     let stores: Vec<Store> = parts.iter().map(|p| store_of(p)).collect();
-    let urls = stores.iter().filter(|s| matches!(s, Store::Http(_))).count();
-    if stores.iter().any(|s| matches!(s, Store::Local(p) if p.to_string_lossy().contains("://"))) {
+    let urls = stores
+        .iter()
+        .filter(|s| matches!(s, Store::Http(_)))
+        .count();
+    if stores
+        .iter()
+        .any(|s| matches!(s, Store::Local(p) if p.to_string_lossy().contains("://")))
+    {
         return Err(PathError {
             entry: raw.to_string(),
             reason: "only http:// and https:// servers are supported",
@@ -320,11 +332,7 @@ impl SymbolPath {
             mismatched: Vec::new(),
             failures: Vec::new(),
         };
-        let default_cache = || {
-            opts.default_cache
-                .clone()
-                .unwrap_or_else(default_cache_dir)
-        };
+        let default_cache = || opts.default_cache.clone().unwrap_or_else(default_cache_dir);
         let mut cache_for_servers: Option<PathBuf> = None;
         for entry in &self.entries {
             let found = match entry {
@@ -371,7 +379,8 @@ struct Search<'a> {
 
 impl Search<'_> {
     fn missing(&mut self, dir: &Path) {
-        self.tried.push(format!("{}: does not exist", dir.display()));
+        self.tried
+            .push(format!("{}: does not exist", dir.display()));
         self.path.warn(
             format!("missing:{}", dir.display()),
             Warning::MissingEntry(dir.to_path_buf()),
@@ -385,9 +394,7 @@ impl Search<'_> {
         }
         for candidate in plain_candidates(dir, self.id) {
             match read_identity(&candidate) {
-                Ok(ident)
-                    if ident.guid == self.id.guid && ident.matching_age() == self.id.age =>
-                {
+                Ok(ident) if ident.guid == self.id.guid && ident.matching_age() == self.id.age => {
                     return Some(Located {
                         path: candidate,
                         how: How::Directory(dir.to_path_buf()),
@@ -414,7 +421,8 @@ impl Search<'_> {
     fn store(&mut self, root: &Path, quiet_missing: bool) -> Option<Located> {
         if !root.is_dir() {
             if !quiet_missing {
-                self.tried.push(format!("{}: does not exist", root.display()));
+                self.tried
+                    .push(format!("{}: does not exist", root.display()));
             }
             return None;
         }
@@ -472,7 +480,8 @@ impl Search<'_> {
             return None;
         }
         if self.path.server_dead(url) {
-            self.tried.push(format!("{url}: disabled after an earlier failure"));
+            self.tried
+                .push(format!("{url}: disabled after an earlier failure"));
             return None;
         }
         match http::download(url, self.id, cache, self.opts.timeout) {
@@ -535,7 +544,13 @@ mod tests {
             ]
         );
         assert!(SymbolPath::parse("").unwrap().entries().is_empty());
-        for bad in ["https://x", "foo*bar", "symsrv*", "srv*/c*ftp://x", "cache*a*b"] {
+        for bad in [
+            "https://x",
+            "foo*bar",
+            "symsrv*",
+            "srv*/c*ftp://x",
+            "cache*a*b",
+        ] {
             assert!(SymbolPath::parse(bad).is_err(), "{bad}");
         }
     }

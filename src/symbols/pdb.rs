@@ -160,7 +160,8 @@ impl PdbSymbols {
             pdb.sections().map_err(|e| e.to_string())?;
             let data = ContextPdbData::try_from_pdb(pdb).map_err(|e| e.to_string())?;
             Loaded::try_new(data, |data| {
-                let flags = TypeFormatterFlags::default() | TypeFormatterFlags::SPACE_BEFORE_POINTER;
+                let flags =
+                    TypeFormatterFlags::default() | TypeFormatterFlags::SPACE_BEFORE_POINTER;
                 data.make_context_with_formatter_flags(flags)
                     .map_err(|e| e.to_string())
             })
@@ -212,7 +213,9 @@ impl PdbSymbols {
             message,
         };
         if self.poisoned {
-            return Err(lookup_err("an earlier lookup failed inside the PDB parser".into()));
+            return Err(lookup_err(
+                "an earlier lookup failed inside the PDB parser".into(),
+            ));
         }
         let x86 = self.x86_names;
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -227,7 +230,9 @@ impl PdbSymbols {
                     .into_iter()
                     .enumerate()
                     .map(|(i, f)| NamedFrame {
-                        function: display_name(f.function.as_deref(), x86),
+                        // Inlinee names are never decorated; only the outer function
+                        // can come from a (decorated) public symbol.
+                        function: display_name(f.function.as_deref(), x86 && i == last),
                         function_offset,
                         file: f.file.map(|s| s.into_owned()),
                         line: f.line,
@@ -302,9 +307,10 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     format!("PDB parser failed: {what}")
 }
 
-/// Names from procedure records come formatted from type information; names that come
-/// only from public symbols are decorated and are undecorated here.
-fn display_name(name: Option<&str>, x86: bool) -> String {
+/// Names from procedure records come formatted from type information (with an argument
+/// list); names that come only from public symbols are decorated and are undecorated
+/// here. `x86_public`: an x86 name that may carry C decoration (`_f`, `_f@12`).
+fn display_name(name: Option<&str>, x86_public: bool) -> String {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return "<unknown>".to_string();
     };
@@ -329,7 +335,7 @@ fn display_name(name: Option<&str>, x86: bool) -> String {
         if let Ok(d) = msvc_demangler::demangle(name, flags) {
             return d;
         }
-    } else if x86 {
+    } else if x86_public && !name.contains('(') {
         return undecorate_c(name).to_string();
     }
     name.to_string()

@@ -68,8 +68,7 @@ impl PeInfo {
     pub fn rva_to_offset(&self, rva: u32) -> Option<usize> {
         self.sections.iter().find_map(|s| {
             let delta = rva.checked_sub(s.rva)?;
-            (delta < s.file_size)
-                .then(|| s.file_offset as usize + delta as usize)
+            (delta < s.file_size).then(|| s.file_offset as usize + delta as usize)
         })
     }
 }
