@@ -212,6 +212,17 @@ fn another_age_or_guid_is_a_mismatch() {
         }
         other => panic!("expected a mismatch, got {:?}", other.err()),
     }
+    // The same through a DLL whose RSDS record says age 2 (a patched copy), as an
+    // image rebuilt against an updated PDB would.
+    let mut dll = std::fs::read(&f.dll).unwrap();
+    let rsds = dll.windows(4).position(|w| w == b"RSDS").unwrap();
+    dll[rsds + 20..rsds + 24].copy_from_slice(&2u32.to_le_bytes());
+    let patched = read_pe_info(&dll).unwrap().pdb_id().unwrap();
+    assert_eq!((patched.guid, patched.age), (id.guid, 2));
+    assert!(matches!(
+        PdbSymbols::open(&f.pdb, &patched),
+        Err(SymError::Mismatch { found_age: 1, .. })
+    ));
     let other_build = PdbId {
         guid: Guid::from_fields(1, 2, 3, [4; 8]),
         ..id

@@ -33,18 +33,21 @@ fn fetch() -> Option<PathBuf> {
     }
 }
 
-/// The first of the LLVM tool's versions that runs here.
+/// The newest LLVM tool that runs here, 14 (Debian 12's default) last: it misreads the
+/// lines of inlined code (see docs/symbols.md), so with it those are not compared.
+/// `HEAPDB_TEST_LLVM_VERSION=14` forces one version.
 fn llvm(tool: &str) -> Option<String> {
-    ["16", "15", "14"]
-        .iter()
-        .map(|v| format!("{tool}-{v}"))
-        .chain([tool.to_string()])
-        .find(|t| {
-            Command::new(t)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
+    let forced = std::env::var("HEAPDB_TEST_LLVM_VERSION").ok();
+    let versions = match forced.as_deref() {
+        Some(v) => vec![v],
+        None => vec!["19", "18", "17", "16", "14"],
+    };
+    versions.iter().map(|v| format!("{tool}-{v}")).find(|t| {
+        Command::new(t)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
 }
 
 /// (name, rva) of the DLL's exports, from llvm-readobj.
@@ -228,10 +231,14 @@ fn debugpy_msvc_pdbs_match_and_resolve_like_llvm_symbolizer() {
             llvm("llvm-pdbutil"),
         ) else {
             println!(
-                "SKIPPED: llvm-readobj/-symbolizer/-pdbutil not installed: names not compared"
+                "SKIPPED: llvm-readobj/-symbolizer/-pdbutil not installed: names and lines not compared"
             );
             return;
         };
+        let llvm14 = symbolizer.ends_with("-14");
+        if llvm14 {
+            println!("llvm-symbolizer-14 only: lines of inlined frames not compared (apt-get install -y llvm-16)");
+        }
         let folded = folded_starts(&pdbutil, &pdb, &pe.sections);
         let starts = line_starts(&pdbutil, &pdb, &pe.sections);
         let exports = exports(&readobj, &dll);
@@ -295,6 +302,9 @@ fn debugpy_msvc_pdbs_match_and_resolve_like_llvm_symbolizer() {
                 // No line from llvm: past the last line entry of a block (padding, or
                 // code the compiler left unattributed); heapdb keeps the last line.
                 if wline.is_some() {
+                    if g.inlined && llvm14 {
+                        continue;
+                    }
                     if g.inlined {
                         inline_lines += 1;
                         if (&g.file, g.line) != (wfile, *wline) {

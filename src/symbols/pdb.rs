@@ -118,6 +118,12 @@ pub struct PdbSymbols {
     poisoned: bool,
 }
 
+// Callers symbolize images in parallel, one PdbSymbols per image and thread.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<PdbSymbols>();
+};
+
 impl PdbSymbols {
     /// Opens `path` and checks it against the image's `expected` id (GUID and DBI age).
     pub fn open(path: &Path, expected: &PdbId) -> Result<PdbSymbols, SymError> {

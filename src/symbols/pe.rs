@@ -154,8 +154,9 @@ pub fn read_pe_info(b: &[u8]) -> Result<PeInfo, PeError> {
         codeview: None,
     };
     let ndirs = field32(ndirs_off, "truncated optional header")? as usize;
-    if ndirs > DEBUG_DIRECTORY_INDEX && ndirs_off + 4 <= sect_table {
-        let d = dirs + DEBUG_DIRECTORY_INDEX * 8;
+    let d = dirs + DEBUG_DIRECTORY_INDEX * 8;
+    // The debug directory entry must lie inside the optional header the file declares.
+    if ndirs > DEBUG_DIRECTORY_INDEX && d + 8 <= sect_table {
         let rva = field32(d, "truncated data directories")?;
         let size = field32(d + 4, "truncated data directories")? as usize;
         if rva != 0 && size != 0 {
