@@ -483,3 +483,21 @@ fn a_server_that_never_answers_times_out_once() {
     );
     assert!(files_in(t.path()).is_empty());
 }
+
+#[test]
+fn names_that_are_not_plain_file_names_are_never_looked_up() {
+    let (_server_root, base, count) = server_with_fixtures();
+    let f = Fixture::load("x64");
+    let t = tempfile::tempdir().unwrap();
+    let path = SymbolPath::parse(&format!("srv*{}*{base}", t.path().display())).unwrap();
+    // A capture can hold any bytes as the PDB name; `..` would climb out of the cache.
+    for name in ["..", ""] {
+        let id = PdbId {
+            name: name.to_string(),
+            ..f.id()
+        };
+        assert!(path.locate(&id, &opts(t.path())).is_err());
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    assert!(files_in(t.path()).is_empty());
+}

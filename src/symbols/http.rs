@@ -12,15 +12,27 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The URL of `id` on the server at `base`.
+/// The URL of `id` on the server at `base`; the name is percent-encoded (PDB names
+/// may hold spaces and other characters a URL path cannot).
 pub fn pdb_url(base: &str, id: &PdbId) -> String {
+    let name = percent_encode(&id.name);
     format!(
-        "{}/{}/{}/{}",
+        "{}/{name}/{}/{name}",
         base.trim_end_matches('/'),
-        id.name,
-        id.store_key(),
-        id.name
+        id.store_key()
     )
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn agent(timeout: Duration) -> ureq::Agent {
@@ -182,4 +194,20 @@ fn temp_name(dir: &Path, name: &str) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     dir.join(format!(".{name}.{}.{n}.partial", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etl::Guid;
+
+    #[test]
+    fn urls_encode_the_name() {
+        let g: Guid = "7a7b3306-77dd-8ac9-4c4c-44205044422e".parse().unwrap();
+        let id = PdbId::new("My App+1.pdb", g, 10);
+        assert_eq!(
+            pdb_url("https://sym.example/s/", &id),
+            "https://sym.example/s/My%20App%2B1.pdb/7A7B330677DD8AC94C4C44205044422EA/My%20App%2B1.pdb"
+        );
+    }
 }

@@ -62,6 +62,14 @@ impl PdbId {
         PdbId { name, guid, age }
     }
 
+    /// False for names that are not a plain file name (empty, `.`, `..`, with a path
+    /// separator or NUL): the name comes from the capture and is used to build paths
+    /// in stores and caches, so such a name is never looked up or downloaded.
+    pub fn has_plain_name(&self) -> bool {
+        let n = self.name.as_str();
+        !(n.is_empty() || n == "." || n == ".." || n.contains(['/', '\\', '\0']))
+    }
+
     /// The symbol-store key: the GUID as 32 uppercase hex digits in its usual text
     /// order (first three fields little-endian-decoded, as `{...}` prints them),
     /// followed by the age in uppercase hex without leading zeros.
@@ -105,5 +113,15 @@ mod tests {
         assert_eq!(id.name, "heapdemo.pdb");
         assert_eq!(id.store_key(), "7A7B330677DD8AC94C4C44205044422E1A");
         assert_eq!(PdbId::new("plain.pdb", g, 0).store_key().len(), 33);
+        assert!(PdbId::new("a b.pdb", g, 1).has_plain_name());
+        for bad in ["", "..", "x\\..", "C:\\dir\\"] {
+            assert!(!PdbId::new(bad, g, 1).has_plain_name(), "{bad:?}");
+        }
+        let odd = PdbId {
+            name: "a/b.pdb".into(),
+            guid: g,
+            age: 1,
+        };
+        assert!(!odd.has_plain_name());
     }
 }

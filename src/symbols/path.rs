@@ -333,6 +333,17 @@ impl SymbolPath {
             failures: Vec::new(),
         };
         let default_cache = || opts.default_cache.clone().unwrap_or_else(default_cache_dir);
+        if !id.has_plain_name() {
+            return Err(LocateError::NotFound {
+                id: id.clone(),
+                tried: vec![format!(
+                    "{:?} is not a plain file name: not looked up",
+                    id.name
+                )],
+                mismatched: Vec::new(),
+                failures: Vec::new(),
+            });
+        }
         let mut cache_for_servers: Option<PathBuf> = None;
         for entry in &self.entries {
             let found = match entry {
