@@ -377,3 +377,30 @@ fn truncated_and_corrupt_pdbs_give_errors_not_panics() {
         }
     }
 }
+
+/// The generated `demo_module` (for the synthesizer) agrees with the x64 fixture it was
+/// generated from: identity from llvm-readobj, and each call site resolves, through
+/// heapdb, to the function llvm-symbolizer named.
+#[test]
+fn demo_module_matches_the_x64_fixture() {
+    use heapdb::symbols::demo_module as demo;
+    let f = Fixture::load("x64");
+    let info = read_pe_file(&f.dll).unwrap();
+    assert_eq!(info.size_of_image, demo::SIZE_OF_IMAGE);
+    assert_eq!(info.time_date_stamp, demo::TIME_DATE_STAMP);
+    assert_eq!(info.image_base, demo::IMAGE_BASE);
+    let id = PdbId::new(demo::PDB_NAME, demo::PDB_GUID, demo::PDB_AGE);
+    assert_eq!(id, f.id());
+    assert_eq!(f.dll.file_name().unwrap(), demo::IMAGE_NAME);
+    let mut syms = PdbSymbols::open(&f.pdb, &id).unwrap();
+    assert!(demo::CALL_SITES.len() >= 8);
+    for site in demo::CALL_SITES {
+        let r = syms
+            .resolve_return_address(site.return_rva)
+            .unwrap()
+            .unwrap();
+        let outer = &r.outer().unwrap().function;
+        let want = site.function.split('(').next().unwrap();
+        assert!(outer.starts_with(want), "{site:?}: {outer}");
+    }
+}
