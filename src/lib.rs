@@ -12,4 +12,5 @@ pub mod heap;
 pub mod ingest;
 pub mod output;
 pub mod query;
+pub mod symbols;
 pub mod synth;

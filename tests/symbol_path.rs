@@ -1,0 +1,503 @@
+//! Finding PDBs along a symbol path: plain directories, stores in any case, two-tier
+//! stores, file.ptr, missing entries, and downloads from a symbol server (a tiny HTTP
+//! server on 127.0.0.1 inside the test: good files, 404, truncated bodies, HTML instead
+//! of a PDB, and a server that never answers).
+
+mod symbols_common;
+
+use heapdb::symbols::path::{DownloadError, How};
+use heapdb::symbols::{LocateError, LocateOptions, PdbId, PdbSymbols, SymbolPath, Warning};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use symbols_common::{copy_to, Fixture};
+
+fn opts(cache: &Path) -> LocateOptions {
+    LocateOptions {
+        offline: false,
+        timeout: Duration::from_secs(2),
+        default_cache: Some(cache.to_path_buf()),
+    }
+}
+
+fn not_found(r: Result<heapdb::symbols::Located, LocateError>) -> LocateError {
+    match r {
+        Ok(l) => panic!("unexpectedly found {l:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn plain_directories_in_the_debuggers_layouts() {
+    let f = Fixture::load("x64");
+    let id = f.id();
+    let t = tempfile::tempdir().unwrap();
+    for (i, rel) in [
+        "heapdemo.pdb",
+        "symbols/pdb/heapdemo.pdb",
+        "PDB/HeapDemo.PDB",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dir = t.path().join(format!("d{i}"));
+        copy_to(&f.pdb, &dir.join(rel));
+        let path = SymbolPath::parse(dir.to_str().unwrap()).unwrap();
+        let found = path.locate(&id, &opts(t.path())).unwrap();
+        assert_eq!(found.path, dir.join(rel));
+        assert_eq!(found.how, How::Directory(dir.clone()));
+        assert!(PdbSymbols::open(&found.path, &id).is_ok());
+    }
+}
+
+#[test]
+fn a_plain_directory_with_another_build_is_skipped() {
+    let x64 = Fixture::load("x64");
+    let x86 = Fixture::load("x86");
+    let t = tempfile::tempdir().unwrap();
+    // Same name, other GUID first; the right one later in the path.
+    copy_to(&x86.pdb, &t.path().join("a/heapdemo.pdb"));
+    copy_to(&x64.pdb, &t.path().join("b/heapdemo.pdb"));
+    let sp = format!(
+        "{};{}",
+        t.path().join("a").display(),
+        t.path().join("b").display()
+    );
+    let path = SymbolPath::parse(&sp).unwrap();
+    let found = path.locate(&x64.id(), &opts(t.path())).unwrap();
+    assert_eq!(found.path, t.path().join("b/heapdemo.pdb"));
+    // Only the other build: not found, and the candidate is reported as mismatched.
+    let only_a = SymbolPath::parse(t.path().join("a").to_str().unwrap()).unwrap();
+    match not_found(only_a.locate(&x64.id(), &opts(t.path()))) {
+        LocateError::NotFound {
+            mismatched, tried, ..
+        } => {
+            assert_eq!(mismatched, vec![t.path().join("a/heapdemo.pdb")]);
+            assert!(
+                tried.iter().any(|l| l.contains("another build")),
+                "{tried:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn stores_match_names_and_keys_in_any_case() {
+    let f = Fixture::load("x64");
+    let id = f.id();
+    let key = id.store_key();
+    let t = tempfile::tempdir().unwrap();
+    let layouts = [
+        format!("heapdemo.pdb/{key}/heapdemo.pdb"),
+        format!("HEAPDEMO.PDB/{}/HeapDemo.Pdb", key.to_lowercase()),
+        format!("HeapDemo.pdb/{key}/HEAPDEMO.PDB"),
+    ];
+    for (i, rel) in layouts.iter().enumerate() {
+        let store = t.path().join(format!("s{i}"));
+        copy_to(&f.pdb, &store.join(rel));
+        for spec in [
+            format!("srv*{}", store.display()),
+            format!("{}", store.display()),
+        ] {
+            let path = SymbolPath::parse(&spec).unwrap();
+            let found = path.locate(&id, &opts(t.path())).unwrap();
+            assert_eq!(found.path, store.join(rel), "{spec}");
+            assert_eq!(found.how, How::Store(store.clone()));
+        }
+    }
+    // The key ends with the age in hex: another age is another entry.
+    let older = PdbId {
+        age: 2,
+        ..id.clone()
+    };
+    let path = SymbolPath::parse(&format!("srv*{}", t.path().join("s0").display())).unwrap();
+    assert!(path.locate(&older, &opts(t.path())).is_err());
+}
+
+#[test]
+fn two_tier_store_with_index2() {
+    let f = Fixture::load("x86");
+    let id = f.id();
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let rel = format!("he/heapdemo.pdb/{}/heapdemo.pdb", id.store_key());
+    copy_to(&f.pdb, &store.join(&rel));
+    let path = SymbolPath::parse(&format!("srv*{}", store.display())).unwrap();
+    // Without index2.txt the store is one-tier and the file is not where it looks.
+    assert!(path.locate(&id, &opts(t.path())).is_err());
+    std::fs::write(store.join("Index2.txt"), "").unwrap();
+    assert_eq!(
+        path.locate(&id, &opts(t.path())).unwrap().path,
+        store.join(rel)
+    );
+}
+
+#[test]
+fn file_ptr_points_to_the_real_file_or_says_why_not() {
+    let f = Fixture::load("x64");
+    let id = f.id();
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let entry = store.join("heapdemo.pdb").join(id.store_key());
+    std::fs::create_dir_all(&entry).unwrap();
+    let real = t.path().join("elsewhere/heapdemo.pdb");
+    copy_to(&f.pdb, &real);
+    let path = SymbolPath::parse(&format!("srv*{}", store.display())).unwrap();
+
+    std::fs::write(
+        entry.join("file.ptr"),
+        format!("PATH:{}\r\n", real.display()),
+    )
+    .unwrap();
+    let found = path.locate(&id, &opts(t.path())).unwrap();
+    assert_eq!(found.path, real);
+    assert!(PdbSymbols::open(&found.path, &id).is_ok());
+
+    std::fs::write(entry.join("file.ptr"), "MSG: this file was removed").unwrap();
+    match not_found(path.locate(&id, &opts(t.path()))) {
+        LocateError::NotFound { tried, .. } => {
+            assert!(
+                tried.iter().any(|l| l.contains("this file was removed")),
+                "{tried:?}"
+            )
+        }
+    }
+}
+
+#[test]
+fn missing_pdb_and_missing_entries() {
+    let f = Fixture::load("x64");
+    let t = tempfile::tempdir().unwrap();
+    let gone = t.path().join("no-such-dir");
+    let also_gone = t.path().join("no-such-store");
+    let empty = t.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let sp = format!(
+        "{};srv*{}*{};{}",
+        gone.display(),
+        empty.display(),
+        also_gone.display(),
+        empty.display()
+    );
+    let path = SymbolPath::parse(&sp).unwrap();
+    for _ in 0..3 {
+        match not_found(path.locate(&f.id(), &opts(t.path()))) {
+            LocateError::NotFound {
+                tried,
+                mismatched,
+                failures,
+                ..
+            } => {
+                assert!(mismatched.is_empty() && failures.is_empty());
+                assert!(tried.iter().any(|l| l.contains("no-such-dir")), "{tried:?}");
+            }
+        }
+    }
+    // Each missing entry is warned about once, however many lookups passed it.
+    let warnings = path.take_warnings();
+    assert_eq!(
+        warnings,
+        vec![
+            Warning::MissingEntry(gone),
+            Warning::MissingEntry(also_gone)
+        ]
+    );
+    assert!(path.take_warnings().is_empty());
+}
+
+// ---- symbol server ----
+
+/// Serves `root` as a symbol store on 127.0.0.1; paths under `/trunc/` answer with a
+/// Content-Length larger than the body and close, paths under `/html/` with an HTML
+/// page and status 200. Counts requests.
+fn serve(root: PathBuf) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let root = root.clone();
+            std::thread::spawn(move || answer(stream, &root));
+        }
+    });
+    (base, count)
+}
+
+fn answer(mut stream: TcpStream, root: &Path) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    let target = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let (mode, rel) = match target.split_once('/').map(|(_, r)| r) {
+        Some(r) if r.starts_with("trunc/") => ("trunc", r.trim_start_matches("trunc/")),
+        Some(r) if r.starts_with("html/") => ("html", r.trim_start_matches("html/")),
+        Some(r) => ("ok", r.trim_start_matches("sym/")),
+        None => ("ok", ""),
+    };
+    let file = root.join(rel);
+    let _ = match (mode, std::fs::read(&file)) {
+        ("html", _) => {
+            let body = "<html><body>Sign in to continue</body></html>";
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        (_, Err(_)) => stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        ("trunc", Ok(bytes)) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            stream.write_all(&bytes[..bytes.len() / 2])
+        }
+        (_, Ok(bytes)) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            stream.write_all(&bytes)
+        }
+    };
+    let _ = stream.flush();
+}
+
+/// A server store holding both fixtures' PDBs, and its URL.
+fn server_with_fixtures() -> (tempfile::TempDir, String, Arc<AtomicUsize>) {
+    let t = tempfile::tempdir().unwrap();
+    for arch in ["x64", "x86"] {
+        let f = Fixture::load(arch);
+        let id = f.id();
+        copy_to(
+            &f.pdb,
+            &t.path().join(&id.name).join(id.store_key()).join(&id.name),
+        );
+    }
+    let (base, count) = serve(t.path().to_path_buf());
+    (t, base, count)
+}
+
+/// Files left in `dir`, recursively.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_in(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn downloads_into_the_cache_then_uses_it_offline() {
+    let (_server_root, base, count) = server_with_fixtures();
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    for (arch, spec) in [
+        ("x64", format!("SRV*{}*{base}/sym", cache.display())),
+        (
+            "x86",
+            format!("symsrv*symsrv.dll*{}*{base}/sym/", cache.display()),
+        ),
+    ] {
+        let f = Fixture::load(arch);
+        let id = f.id();
+        let path = SymbolPath::parse(&spec).unwrap();
+        let found = path.locate(&id, &opts(t.path())).unwrap();
+        let stored = cache.join(&id.name).join(id.store_key()).join(&id.name);
+        assert_eq!(found.path, stored);
+        assert_eq!(
+            found.how,
+            How::Downloaded {
+                url: format!("{base}/sym/heapdemo.pdb/{}/heapdemo.pdb", id.store_key())
+            }
+        );
+        assert_eq!(
+            std::fs::read(&stored).unwrap(),
+            std::fs::read(&f.pdb).unwrap()
+        );
+        assert!(PdbSymbols::open(&stored, &id).is_ok());
+
+        // Second time: the cache answers, the server is not asked, even offline.
+        let before = count.load(Ordering::SeqCst);
+        let offline = LocateOptions {
+            offline: true,
+            ..opts(t.path())
+        };
+        let again = path.locate(&id, &offline).unwrap();
+        assert_eq!(again.how, How::Store(cache.clone()));
+        assert_eq!(count.load(Ordering::SeqCst), before);
+    }
+    assert_eq!(
+        files_in(&cache).len(),
+        2,
+        "only the two PDBs, no temporary files"
+    );
+}
+
+#[test]
+fn srv_without_store_uses_the_default_cache_and_cache_entries() {
+    let (_server_root, base, _count) = server_with_fixtures();
+    let f = Fixture::load("x64");
+    let id = f.id();
+    let t = tempfile::tempdir().unwrap();
+    let default_cache = t.path().join("default");
+    let path = SymbolPath::parse(&format!("srv*{base}")).unwrap();
+    let found = path.locate(&id, &opts(&default_cache)).unwrap();
+    assert!(found.path.starts_with(&default_cache), "{found:?}");
+
+    let cache = t.path().join("explicit");
+    let path = SymbolPath::parse(&format!("cache*{};srv*{base}", cache.display())).unwrap();
+    let found = path.locate(&id, &opts(&default_cache)).unwrap();
+    assert!(found.path.starts_with(&cache), "{found:?}");
+    // cache* is searched as a store too.
+    assert_eq!(
+        path.locate(&id, &opts(&default_cache)).unwrap().how,
+        How::Store(cache)
+    );
+}
+
+#[test]
+fn offline_never_asks_the_server() {
+    let (_server_root, base, count) = server_with_fixtures();
+    let f = Fixture::load("x64");
+    let t = tempfile::tempdir().unwrap();
+    let path = SymbolPath::parse(&format!("srv*{}*{base}", t.path().display())).unwrap();
+    let offline = LocateOptions {
+        offline: true,
+        ..opts(t.path())
+    };
+    match not_found(path.locate(&f.id(), &offline)) {
+        LocateError::NotFound { tried, .. } => {
+            assert!(tried.iter().any(|l| l.contains("offline")), "{tried:?}")
+        }
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    assert!(files_in(t.path()).is_empty());
+}
+
+fn download_failure(spec_url: &str, id: &PdbId, cache: &Path) -> DownloadError {
+    let path = SymbolPath::parse(&format!("srv*{}*{spec_url}", cache.display())).unwrap();
+    match not_found(path.locate(id, &opts(cache))) {
+        LocateError::NotFound { mut failures, .. } => {
+            assert_eq!(failures.len(), 1, "{failures:?}");
+            failures.remove(0)
+        }
+    }
+}
+
+#[test]
+fn server_errors_are_clear_and_leave_no_partial_files() {
+    let (_server_root, base, _count) = server_with_fixtures();
+    let f = Fixture::load("x64");
+    let id = f.id();
+    let t = tempfile::tempdir().unwrap();
+
+    // 404 is not a failure, just "not there".
+    let path = SymbolPath::parse(&format!("srv*{}*{base}/sym", t.path().display())).unwrap();
+    let unknown = PdbId::new("other.pdb", id.guid, id.age);
+    match not_found(path.locate(&unknown, &opts(t.path()))) {
+        LocateError::NotFound {
+            tried, failures, ..
+        } => {
+            assert!(failures.is_empty());
+            assert!(tried.iter().any(|l| l.contains("404")), "{tried:?}");
+        }
+    }
+
+    let e = download_failure(&format!("{base}/trunc"), &id, t.path());
+    assert!(
+        matches!(e, DownloadError::Truncated { got, .. } if got < 77824),
+        "{e}"
+    );
+    let e = download_failure(&format!("{base}/html"), &id, t.path());
+    assert!(matches!(e, DownloadError::NotPdb { .. }), "{e}");
+    assert!(e.to_string().contains("/html/heapdemo.pdb/"), "{e}");
+    assert!(files_in(t.path()).is_empty(), "{:?}", files_in(t.path()));
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_once() {
+    // Accepts connections and holds them open without a word.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+            if held.len() > 16 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let f = Fixture::load("x64");
+    let t = tempfile::tempdir().unwrap();
+    let path = SymbolPath::parse(&format!("srv*{}*{base}", t.path().display())).unwrap();
+
+    let start = Instant::now();
+    let err = not_found(path.locate(&f.id(), &opts(t.path())));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    match err {
+        LocateError::NotFound { failures, .. } => {
+            assert!(
+                matches!(failures[..], [DownloadError::Timeout { .. }]),
+                "{failures:?}"
+            )
+        }
+    }
+    // The server is disabled for the rest of the run: the next lookup does not wait.
+    let start = Instant::now();
+    let _ = path.locate(&f.id(), &opts(t.path()));
+    assert!(start.elapsed() < Duration::from_millis(500));
+    let warnings = path.take_warnings();
+    assert!(
+        matches!(&warnings[..], [Warning::ServerDisabled { url, .. }] if *url == base),
+        "{warnings:?}"
+    );
+    assert!(files_in(t.path()).is_empty());
+}
+
+#[test]
+fn names_that_are_not_plain_file_names_are_never_looked_up() {
+    let (_server_root, base, count) = server_with_fixtures();
+    let f = Fixture::load("x64");
+    let t = tempfile::tempdir().unwrap();
+    let path = SymbolPath::parse(&format!("srv*{}*{base}", t.path().display())).unwrap();
+    // A capture can hold any bytes as the PDB name; `..` would climb out of the cache.
+    for name in ["..", ""] {
+        let id = PdbId {
+            name: name.to_string(),
+            ..f.id()
+        };
+        assert!(path.locate(&id, &opts(t.path())).is_err());
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    assert!(files_in(t.path()).is_empty());
+}
