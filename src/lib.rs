@@ -5,6 +5,8 @@
 pub mod cli;
 pub mod db;
 pub mod etl;
+#[cfg(windows)]
+pub mod etw;
 pub mod heap;
 pub mod ingest;
 pub mod query;

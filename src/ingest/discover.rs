@@ -113,9 +113,10 @@ mod tests {
             format!("{root}/missing.etl"),
             format!("{root}/nothing*.etl"),
         ]);
-        let names: Vec<String> = files
+        // Compared as paths, not strings: Windows prints the separators as `\`.
+        let names: Vec<&Path> = files
             .iter()
-            .map(|p| p.strip_prefix(d.path()).unwrap().display().to_string())
+            .map(|p| p.strip_prefix(d.path()).unwrap())
             .collect();
         assert_eq!(
             names,
@@ -125,6 +126,7 @@ mod tests {
                 "night1/b.ETL",
                 "night1/cpu/c.etl"
             ]
+            .map(Path::new)
         );
         assert_eq!(bad.len(), 2);
         assert!(bad[0].message.contains("no such file"));
