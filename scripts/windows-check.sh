@@ -13,7 +13,7 @@
 # fails rather than skipping. Details and timings: docs/windows.md.
 #
 # Environment: WINDOWS_CHECK_PROFILE (default "windows-check", see Cargo.toml) selects
-# the cargo profile of the test build.
+# the cargo profile of the clippy and test builds.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
