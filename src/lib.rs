@@ -8,6 +8,8 @@
 pub mod cancel;
 pub mod db;
 pub mod etl;
+#[cfg(windows)]
+pub mod etw;
 pub mod heap;
 pub mod ingest;
 pub mod output;

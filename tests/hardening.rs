@@ -289,6 +289,7 @@ fn sql_files_must_be_regular_and_bounded() {
 }
 
 /// Peak resident memory of a running process, in KiB (Linux).
+#[cfg(target_os = "linux")]
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;

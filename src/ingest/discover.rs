@@ -468,15 +468,15 @@ mod tests {
             format!("{root}/missing.etl"),
             format!("{root}/nothing*.etl"),
         ]);
-        let names: Vec<String> = found
+        // Compared as paths, not strings: Windows prints the separators as `\`.
+        let names: Vec<PathBuf> = found
             .inputs
             .iter()
             .map(|i| {
-                Path::new(&i.display())
+                PathBuf::from(i.display())
                     .strip_prefix(d.path())
                     .unwrap()
-                    .display()
-                    .to_string()
+                    .to_path_buf()
             })
             .collect();
         assert_eq!(
@@ -487,6 +487,7 @@ mod tests {
                 "night1/b.ETL",
                 "night1/cpu/c.etl"
             ]
+            .map(PathBuf::from)
         );
         assert_eq!(found.bad.len(), 2);
         assert!(found.bad[0].message.contains("no such file"));
