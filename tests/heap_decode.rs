@@ -386,9 +386,9 @@ fn bad_records_inside_a_capture() {
         offsets.push((e.offset() as usize, e.hook));
     });
     let realloc_at = offsets
-        .iter()
-        .position(|o| o.1 == Some(0x1022) && offsets.iter().skip(1).any(|_| true))
-        .unwrap();
+        .windows(2)
+        .position(|w| w[0].1 == Some(0x1022) && w[1].1 == Some(0x1820))
+        .expect("a ReAlloc with its StackWalk right after it");
     assert_eq!(
         offsets[realloc_at + 1].1,
         Some(0x1820),

@@ -1,5 +1,9 @@
 //! Records inside a buffer: classifying the header kinds and decoding each into an
 //! [`Event`] (provider, opcode/id, version, pid/tid, timestamp, pointer size, payload).
+//!
+//! One file, over 600 lines, because it is one state machine: the walk over a buffer's
+//! records, where every header kind decides how far the next record is; the header
+//! layouts themselves are in [`super::headers`].
 
 use super::bytes::{align8, u16_at, u32_at, u64_at, u8_at};
 use super::error::{Error, ErrorKind, Location};

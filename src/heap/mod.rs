@@ -2,6 +2,7 @@
 //! the process/thread/image rundown that names them. Data flows events → heap records.
 
 pub mod capture;
+pub mod codec;
 pub mod layout;
 mod link;
 pub mod record;
