@@ -6,7 +6,7 @@
 mod common;
 
 use rusqlite::Connection;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -301,6 +301,7 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 #[cfg(target_os = "linux")]
 #[test]
 fn table_and_markdown_stream_with_flat_memory() {
+    use std::io::Read;
     let d = tempfile::tempdir().unwrap();
     let db = small_db(d.path());
     let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) \

@@ -411,11 +411,10 @@ fn every_layout_accepts_its_size_and_rejects_one_byte_less() {
                 } else {
                     HeaderKind::System32
                 };
-                let l =
-                    layout::layout(group, opcode, version).expect("every heap opcode has a layout");
+                let l = layout::layout(group, opcode).expect("every heap opcode has a layout");
                 let size = layout_size(opcode, version, ptr);
                 let by_fields: usize = l
-                    .fields
+                    .fields_of(version)
                     .iter()
                     .map(|f| if f.ty == Ty::Ptr { ptr as usize } else { 4 })
                     .sum();

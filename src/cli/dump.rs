@@ -1,7 +1,7 @@
 //! `heapdb dump`: the events of captures, one row each, or one row per capture with
 //! `--summary`.
 
-use super::format::{choose, FormatArg};
+use super::format::{self, choose};
 use super::{say, Outcome};
 use clap::Args;
 use heapdb::etl::summary::{summarize_reader, HeaderFields, Summary};
@@ -36,8 +36,8 @@ pub struct DumpArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output format (default: table on a terminal, jsonl otherwise).
-    #[arg(long, short, value_enum)]
-    pub format: Option<FormatArg>,
+    #[arg(long, short, value_parser = format::parser())]
+    pub format: Option<Format>,
     /// One row per file: logfile header, event counts per provider/opcode, errors.
     #[arg(long)]
     pub summary: bool,

@@ -1,6 +1,6 @@
 //! `heapdb query`, `heapdb reports`, `heapdb schema`.
 
-use super::format::{choose, FormatArg};
+use super::format::{self, choose};
 use super::{say, Outcome, UsageError};
 use clap::Args;
 use heapdb::output::{self, Format, RowWriter, Value};
@@ -60,8 +60,8 @@ pub struct QueryArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "report")]
     pub file: Option<PathBuf>,
     /// Output format (default: table on a terminal, csv otherwise).
-    #[arg(long, short, value_enum)]
-    pub format: Option<FormatArg>,
+    #[arg(long, short, value_parser = format::parser())]
+    pub format: Option<Format>,
     /// Give up after this many seconds (a positive number, e.g. 2.5).
     #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
@@ -73,15 +73,15 @@ pub struct QueryArgs {
 #[derive(Args)]
 pub struct ReportsArgs {
     /// Output format (default: table).
-    #[arg(long, short, value_enum)]
-    pub format: Option<FormatArg>,
+    #[arg(long, short, value_parser = format::parser())]
+    pub format: Option<Format>,
 }
 
 #[derive(Args)]
 pub struct SchemaArgs {
     /// Output format (default: table).
-    #[arg(long, short, value_enum)]
-    pub format: Option<FormatArg>,
+    #[arg(long, short, value_parser = format::parser())]
+    pub format: Option<Format>,
 }
 
 pub fn run(a: QueryArgs, quiet: bool) -> anyhow::Result<Outcome> {

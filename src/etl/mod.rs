@@ -169,8 +169,8 @@ impl<'a> EtlFile<'a> {
     }
 }
 
-/// What kind of file a path names, for the message that refuses it.
-fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+/// What kind of file a path names, for the message that refuses it ("a FIFO").
+pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -181,11 +181,8 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
         if t.is_socket() {
             return "a socket";
         }
-        if t.is_char_device() {
-            return "a character device";
-        }
-        if t.is_block_device() {
-            return "a block device";
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
         }
     }
     if meta.is_dir() {
@@ -202,7 +199,7 @@ pub fn open_file(path: &Path) -> std::io::Result<(File, std::fs::Metadata)> {
     let refuse = |meta: &std::fs::Metadata| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("not a regular file ({})", kind_of(meta)),
+            format!("not a regular file ({})", file_kind(meta)),
         )
     };
     let meta = std::fs::metadata(path)?;

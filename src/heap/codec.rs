@@ -93,7 +93,7 @@ pub fn decode_payload(
     if ptr != 4 && ptr != 8 {
         return Err(HeapError::NoPointerSize(kind.name()));
     }
-    let l = layout::layout(group, opcode, version).ok_or(HeapError::UnknownOpcode(opcode))?;
+    let l = layout::layout(group, opcode).ok_or(HeapError::UnknownOpcode(opcode))?;
     let short = |need: usize| HeapError::Short {
         opcode,
         name: opcode_name(opcode).unwrap_or("unknown"),
@@ -101,7 +101,9 @@ pub fn decode_payload(
         have: payload.len(),
         need,
     };
-    let v = l.read(payload, ptr).ok_or_else(|| short(l.size(ptr)))?;
+    let v = l
+        .read(payload, version, ptr)
+        .ok_or_else(|| short(l.size(version, ptr)))?;
     let u32_ = |i: usize| v[i] as u32;
     let space = |at: usize, allocated: Option<usize>| SpaceInfo {
         free_space: v[at],
@@ -128,15 +130,19 @@ pub fn decode_payload(
                 // RangeRundown: RangeCount entries follow the fixed part. Bounded by the
                 // payload, not by the (untrusted) count.
                 let count = v[3] as usize;
-                let fixed = l.size(ptr);
-                let entry = layout::RANGE_ENTRY.size(ptr);
+                let fixed = l.size(version, ptr);
+                let entry = layout::RANGE_ENTRY.size(version, ptr);
                 let avail = payload.len().saturating_sub(fixed) / entry;
                 if count > avail {
                     return Err(short(fixed.saturating_add(count.saturating_mul(entry))));
                 }
                 let ranges = (0..count)
                     .filter_map(|i| {
-                        let r = layout::RANGE_ENTRY.read(payload.get(fixed + i * entry..)?, ptr)?;
+                        let r = layout::RANGE_ENTRY.read(
+                            payload.get(fixed + i * entry..)?,
+                            version,
+                            ptr,
+                        )?;
                         Some((r[0], r[1]))
                     })
                     .collect();
@@ -442,13 +448,14 @@ impl HeapRecord {
 /// The payload bytes of a record with the given pointer size, by its layout (the
 /// inverse of [`decode_payload`]).
 pub fn encode_payload(out: &mut Vec<u8>, r: &HeapRecord, ptr: u8) {
-    let Some(l) = layout::layout(r.group(), r.opcode(), r.version()) else {
+    let Some(l) = layout::layout(r.group(), r.opcode()) else {
         return;
     };
+    let version = r.version();
     let (values, ranges) = r.values();
-    l.write(&values, ptr, out);
+    l.write(&values, version, ptr, out);
     for (a, s) in ranges {
-        layout::RANGE_ENTRY.write(&[*a, *s], ptr, out);
+        layout::RANGE_ENTRY.write(&[*a, *s], version, ptr, out);
     }
 }
 

@@ -26,14 +26,34 @@ pub enum Ty {
 pub struct Field {
     pub name: &'static str,
     pub ty: Ty,
+    /// The first event version that has the field (fields added by a version come
+    /// last).
+    pub since: u16,
 }
 
 const fn p(name: &'static str) -> Field {
-    Field { name, ty: Ty::Ptr }
+    Field {
+        name,
+        ty: Ty::Ptr,
+        since: 0,
+    }
 }
 
 const fn u(name: &'static str) -> Field {
-    Field { name, ty: Ty::U32 }
+    Field {
+        name,
+        ty: Ty::U32,
+        since: 0,
+    }
+}
+
+/// A pointer-sized field added in version 3.
+const fn p3(name: &'static str) -> Field {
+    Field {
+        name,
+        ty: Ty::Ptr,
+        since: 3,
+    }
 }
 
 /// One payload layout.
@@ -54,16 +74,15 @@ macro_rules! layout {
     };
 }
 
-layout!(CREATE_V2, "Create", [p("HeapHandle"), u("Flags")]);
 layout!(
-    CREATE_V3,
+    CREATE,
     "Create",
     [
         p("HeapHandle"),
         u("Flags"),
-        p("ReserveSize"),
-        p("CommitSize"),
-        p("AllocatedSize")
+        p3("ReserveSize"),
+        p3("CommitSize"),
+        p3("AllocatedSize")
     ]
 );
 layout!(
@@ -98,20 +117,7 @@ layout!(
     HEAP_ONLY, "HeapOnly", [p("HeapHandle")]);
 layout!(
     /// Expand and Contract (whose fields are DeCommittedSize, DeCommitAddress).
-    EXPAND_V2,
-    "Expand",
-    [
-        p("HeapHandle"),
-        p("CommittedSize"),
-        p("CommitAddress"),
-        p("FreeSpace"),
-        p("CommittedSpace"),
-        p("ReservedSpace"),
-        u("NoOfUCRs")
-    ]
-);
-layout!(
-    EXPAND_V3,
+    EXPAND,
     "Expand",
     [
         p("HeapHandle"),
@@ -121,26 +127,11 @@ layout!(
         p("CommittedSpace"),
         p("ReservedSpace"),
         u("NoOfUCRs"),
-        p("AllocatedSpace")
+        p3("AllocatedSpace")
     ]
 );
 layout!(
-    SNAPSHOT_V2,
-    "SnapShot",
-    [
-        p("HeapHandle"),
-        p("FreeSpace"),
-        p("CommittedSpace"),
-        p("ReservedSpace"),
-        u("HeapFlags"),
-        u("ProcessId"),
-        p("LargeUCRSpace"),
-        u("FreeListLength"),
-        u("UCRLength")
-    ]
-);
-layout!(
-    SNAPSHOT_V3,
+    SNAPSHOT,
     "SnapShot",
     [
         p("HeapHandle"),
@@ -152,7 +143,7 @@ layout!(
         p("LargeUCRSpace"),
         u("FreeListLength"),
         u("UCRLength"),
-        p("AllocatedSpace")
+        p3("AllocatedSpace")
     ]
 );
 layout!(
@@ -235,9 +226,10 @@ layout!(
 layout!(RANGE_ENTRY, "RangeEntry", [p("Address"), p("Size")]);
 
 /// The layout of a heap event (group 0x10) or HeapRange event (PageFault group,
-/// opcodes 100–104). Versions other than the known ones take the nearest layout: a
-/// newer version is read by its known prefix (trailing bytes are tolerated).
-pub fn layout(group: u8, opcode: u8, version: u16) -> Option<&'static Layout> {
+/// opcodes 100–104), whatever its version; the fields of a given version are
+/// [`Layout::fields_of`]. A newer version is read by its known prefix (trailing bytes
+/// are tolerated).
+pub fn layout(group: u8, opcode: u8) -> Option<&'static Layout> {
     if group == GROUP_PAGE_FAULT {
         return Some(match opcode {
             op::RANGE_CREATE => &RANGE_CREATE,
@@ -247,18 +239,14 @@ pub fn layout(group: u8, opcode: u8, version: u16) -> Option<&'static Layout> {
             _ => return None,
         });
     }
-    let v3 = version >= 3;
     Some(match opcode {
-        op::CREATE if v3 => &CREATE_V3,
-        op::CREATE => &CREATE_V2,
+        op::CREATE => &CREATE,
         op::ALLOC => &ALLOC,
         op::REALLOC => &REALLOC,
         op::FREE => &FREE,
         op::DESTROY | op::LOCK | op::UNLOCK | op::VALIDATE | op::WALK => &HEAP_ONLY,
-        op::EXPAND | op::CONTRACT if v3 => &EXPAND_V3,
-        op::EXPAND | op::CONTRACT => &EXPAND_V2,
-        op::SNAPSHOT..=op::EXTEND_SNAPSHOT if v3 => &SNAPSHOT_V3,
-        op::SNAPSHOT..=op::EXTEND_SNAPSHOT => &SNAPSHOT_V2,
+        op::EXPAND | op::CONTRACT => &EXPAND,
+        op::SNAPSHOT..=op::EXTEND_SNAPSHOT => &SNAPSHOT,
         op::SUBSEGMENT_ALLOC..=op::SUBSEGMENT_FREE_CACHED => &SUBSEGMENT,
         op::COMMIT | op::DECOMMIT => &COMMIT_DECOMMIT,
         op::SUBSEGMENT_INIT => &SUBSEGMENT_INIT,
@@ -282,16 +270,26 @@ impl Ty {
 }
 
 impl Layout {
-    /// Bytes of the layout with pointers of `ptr` bytes.
-    #[inline]
-    pub fn size(&self, ptr: u8) -> usize {
-        self.fields.iter().map(|f| f.ty.size(ptr)).sum()
+    /// The fields a record of `version` has.
+    pub fn fields_of(&self, version: u16) -> &'static [Field] {
+        let n = self
+            .fields
+            .iter()
+            .take_while(|f| f.since <= version)
+            .count();
+        &self.fields[..n]
     }
 
-    /// Offset of each field.
-    pub fn offsets(&self, ptr: u8) -> Vec<usize> {
+    /// Bytes of the layout of `version` with pointers of `ptr` bytes.
+    #[inline]
+    pub fn size(&self, version: u16, ptr: u8) -> usize {
+        self.fields_of(version).iter().map(|f| f.ty.size(ptr)).sum()
+    }
+
+    /// Offset of each field of `version`.
+    pub fn offsets(&self, version: u16, ptr: u8) -> Vec<usize> {
         let mut at = 0;
-        self.fields
+        self.fields_of(version)
             .iter()
             .map(|f| {
                 let o = at;
@@ -301,13 +299,14 @@ impl Layout {
             .collect()
     }
 
-    /// Reads the fields (zero-extended to 64 bits), or None when `b` is shorter than
-    /// the layout. Longer payloads are fine (padding, newer fields).
+    /// Reads the fields of `version` (zero-extended to 64 bits; the fields a version
+    /// does not have read as 0), or None when `b` is shorter than the layout. Longer
+    /// payloads are fine (padding, newer fields).
     #[inline(always)]
-    pub fn read(&self, b: &[u8], ptr: u8) -> Option<[u64; MAX_FIELDS]> {
+    pub fn read(&self, b: &[u8], version: u16, ptr: u8) -> Option<[u64; MAX_FIELDS]> {
         let mut v = [0u64; MAX_FIELDS];
         let mut at = 0;
-        for (slot, f) in v.iter_mut().zip(self.fields) {
+        for (slot, f) in v.iter_mut().zip(self.fields_of(version)) {
             *slot = match f.ty {
                 Ty::Ptr => ptr_at(b, at, ptr)?,
                 Ty::U32 => u32_at(b, at)? as u64,
@@ -317,10 +316,10 @@ impl Layout {
         Some(v)
     }
 
-    /// Writes `values` (one per field; pointers truncated to `ptr` bytes, U32 fields
-    /// to 32 bits) after `out`'s current end.
-    pub fn write(&self, values: &[u64], ptr: u8, out: &mut Vec<u8>) {
-        for (f, &v) in self.fields.iter().zip(values) {
+    /// Writes `values` (one per field of `version`; pointers truncated to `ptr` bytes,
+    /// U32 fields to 32 bits) after `out`'s current end.
+    pub fn write(&self, values: &[u64], version: u16, ptr: u8, out: &mut Vec<u8>) {
+        for (f, &v) in self.fields_of(version).iter().zip(values) {
             match (f.ty, ptr) {
                 (Ty::Ptr, 8) => out.extend_from_slice(&v.to_le_bytes()),
                 _ => out.extend_from_slice(&(v as u32).to_le_bytes()),
@@ -332,5 +331,5 @@ impl Layout {
 /// Bytes a record's layout needs (the fixed part of RangeRundown), 0 for an unknown
 /// opcode.
 pub fn layout_size(group: u8, opcode: u8, version: u16, ptr: u8) -> usize {
-    layout(group, opcode, version).map_or(0, |l| l.size(ptr))
+    layout(group, opcode).map_or(0, |l| l.size(version, ptr))
 }

@@ -323,7 +323,7 @@ impl Walker {
             Ok(m) if m.is_file() => self.take_file(p.to_path_buf(), &m, true),
             Ok(m) => self.out.bad.push(BadInput {
                 input: input.to_string(),
-                message: format!("not a regular file ({})", kind_name(&m)),
+                message: format!("not a regular file ({})", crate::etl::file_kind(&m)),
             }),
             Err(_) if input.contains(['*', '?', '[']) => self.glob(input),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.out.bad.push(BadInput {
@@ -358,25 +358,6 @@ impl Walker {
             }),
         }
     }
-}
-
-fn kind_name(meta: &std::fs::Metadata) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let t = meta.file_type();
-        if t.is_fifo() {
-            return "a FIFO";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return "a device";
-        }
-    }
-    let _ = meta;
-    "not a file"
 }
 
 /// The `.etl` members of an archive; an archive that cannot be read becomes one

@@ -186,6 +186,8 @@ impl<'s, S: Sink> Loader<'s, S> {
                 others.push(OtherRow {
                     id,
                     capture_id: cid,
+                    alloc_id: None,
+                    free_id: None,
                     row: r,
                 });
             }

@@ -253,20 +253,19 @@ impl RundownRow {
     }
 }
 
-/// A ReAlloc row with its id and the ids of its internal Alloc/Free (when logged).
+/// A heap event with its id, as a sink stores it (in `reallocs` or `heap_events`).
 #[derive(Debug, Clone)]
-pub struct ReallocRow {
+pub struct StoredRow {
     pub id: i64,
     pub capture_id: i64,
+    /// ReAllocs only: the ids of the internal Alloc of the new block and Free of the
+    /// old one, when they were logged.
     pub alloc_id: Option<i64>,
     pub free_id: Option<i64>,
     pub row: HeapEventRow,
 }
 
-/// Any other heap event with its id.
-#[derive(Debug, Clone)]
-pub struct OtherRow {
-    pub id: i64,
-    pub capture_id: i64,
-    pub row: HeapEventRow,
-}
+/// A row of `reallocs`.
+pub type ReallocRow = StoredRow;
+/// A row of `heap_events`.
+pub type OtherRow = StoredRow;

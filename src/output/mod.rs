@@ -51,6 +51,10 @@ impl Format {
         }
     }
 
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// Formats meant to be read by people (aligned, cut, with a row count).
     pub fn is_for_people(self) -> bool {
         matches!(self, Format::Table | Format::Markdown)
