@@ -711,12 +711,16 @@ fn parameter_and_sql_file_errors_say_which() {
         err.contains("limit") && err.contains("out of range"),
         "{err}"
     );
-    let nul = d.path().join("nul.sql");
+    // (Not "nul.sql": NUL is a device name on Windows.)
+    let nul = d.path().join("binary.sql");
     std::fs::write(&nul, b"SELECT 1;\0SELECT 2;").unwrap();
     let out = run(&["query", "--db", s(&db), "--file", s(&nul)]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("nul.sql") && err.contains("not text"), "{err}");
+    assert!(
+        err.contains("binary.sql") && err.contains("not text"),
+        "{err}"
+    );
 }
 
 /// An unreadable capture added one more identical `ingest_errors` row on every rerun.
