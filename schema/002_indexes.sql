@@ -1,14 +1,28 @@
--- heapdb schema: secondary indexes. Applied after the tables and re-applied after a bulk
--- load (heapdb drops them while loading a batch larger than the existing data, which is
--- several times faster than maintaining them row by row, then builds them again).
-CREATE INDEX IF NOT EXISTS reallocs_by_heap        ON reallocs (heap, time_ns);
-CREATE INDEX IF NOT EXISTS reallocs_by_new_address ON reallocs (new_address);
-CREATE INDEX IF NOT EXISTS reallocs_by_old_address ON reallocs (old_address);
-CREATE INDEX IF NOT EXISTS reallocs_by_source      ON reallocs (source);
-CREATE INDEX IF NOT EXISTS reallocs_by_time        ON reallocs (time_ns);
+-- heapdb schema: secondary indexes, one per line (heapdb builds, drops and rebuilds them
+-- by this list). A bulk load into a database smaller than the batch drops them and builds
+-- them once at the end; an append keeps them and moves each capture's rows in from
+-- unindexed staging tables in one statement.
+--
+-- Every index of the event tables is led by capture_id: a night's entries then sit
+-- together at the end of each index, so appending a night costs the same whatever the
+-- history (an index led by the address alone puts each new entry at a random place in
+-- an index as large as the history, and appends slow down night after night). Lookups
+-- across captures by address, heap or time still use them: SQLite skip-scans the few
+-- capture_id values (the statistics `heapdb ingest` gathers tell it to).
+--
+-- What uses them: address-history (the three address indexes), growth-chains
+-- (reallocs_by_old_address, heap_events_by_address, heap_events_by_capture_opcode),
+-- data-quality (heap_events_by_capture_opcode); heap, source and time are the columns
+-- analysts filter on in ad hoc SQL. Reports that read one capture scan its id range
+-- (captures.first_event_id..last_event_id) and need no index.
+CREATE INDEX IF NOT EXISTS reallocs_by_heap        ON reallocs (capture_id, heap, time_ns);
+CREATE INDEX IF NOT EXISTS reallocs_by_new_address ON reallocs (capture_id, new_address);
+CREATE INDEX IF NOT EXISTS reallocs_by_old_address ON reallocs (capture_id, old_address);
+CREATE INDEX IF NOT EXISTS reallocs_by_source      ON reallocs (capture_id, source);
+CREATE INDEX IF NOT EXISTS reallocs_by_time        ON reallocs (capture_id, time_ns);
 CREATE INDEX IF NOT EXISTS reallocs_by_capture_stack ON reallocs (capture_id, stack_id);
-CREATE INDEX IF NOT EXISTS heap_events_by_address  ON heap_events (address);
-CREATE INDEX IF NOT EXISTS heap_events_by_heap     ON heap_events (heap, time_ns);
+CREATE INDEX IF NOT EXISTS heap_events_by_address  ON heap_events (capture_id, address);
+CREATE INDEX IF NOT EXISTS heap_events_by_heap     ON heap_events (capture_id, heap, time_ns);
 CREATE INDEX IF NOT EXISTS heap_events_by_capture_opcode ON heap_events (capture_id, opcode, pid);
 CREATE INDEX IF NOT EXISTS processes_by_pid        ON processes (capture_id, pid);
 CREATE INDEX IF NOT EXISTS threads_by_tid          ON threads (capture_id, tid);

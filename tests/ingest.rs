@@ -247,53 +247,7 @@ fn tables_match_the_manifest() {
     );
 }
 
-/// Every table's content in id order, leaving out the ingest's own timestamps.
-fn canonical(db: &Path) -> Vec<String> {
-    let c = Connection::open(db).unwrap();
-    let mut out = Vec::new();
-    let tables: Vec<String> = {
-        let mut st = c.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index', 'view') ORDER BY name").unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect()
-    };
-    out.push(format!("schema: {tables:?}"));
-    for t in [
-        "captures",
-        "reallocs",
-        "heap_events",
-        "stacks",
-        "stack_frames",
-        "processes",
-        "threads",
-        "images",
-        "ingest_errors",
-    ] {
-        let mut st = c
-            .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
-            .unwrap();
-        let names: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
-        let n = names.len();
-        let rows = st
-            .query_map([], |r| {
-                let mut s = String::new();
-                for (i, name) in names.iter().enumerate().take(n) {
-                    if name == "ingest_started" || name == "ingest_finished" {
-                        continue;
-                    }
-                    let v: rusqlite::types::Value = r.get(i)?;
-                    s.push_str(&format!("{v:?}|"));
-                }
-                Ok(s)
-            })
-            .unwrap();
-        for r in rows {
-            out.push(format!("{t}: {}", r.unwrap()));
-        }
-    }
-    out
-}
+use common::canonical;
 
 #[test]
 fn second_run_adds_nothing_and_copies_are_skipped() {

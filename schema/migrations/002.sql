@@ -3,3 +3,14 @@
 -- directly. tests/schema_migration.rs checks that both give the same schema.
 
 ALTER TABLE captures ADD COLUMN heap_events_undecoded INTEGER;
+
+-- Every index of the event tables is now led by capture_id (schema/002_indexes.sql
+-- says why). The old ones are dropped here; the ingest or `heapdb repair` that runs this
+-- upgrade builds the new ones, with progress, right after.
+DROP INDEX IF EXISTS reallocs_by_heap;
+DROP INDEX IF EXISTS reallocs_by_new_address;
+DROP INDEX IF EXISTS reallocs_by_old_address;
+DROP INDEX IF EXISTS reallocs_by_source;
+DROP INDEX IF EXISTS reallocs_by_time;
+DROP INDEX IF EXISTS heap_events_by_address;
+DROP INDEX IF EXISTS heap_events_by_heap;

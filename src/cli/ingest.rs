@@ -105,10 +105,16 @@ pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
         r.seconds,
         rows as f64 / r.seconds.max(1e-9) / 1e6,
         r.bytes as f64 / 1e6 / r.seconds.max(1e-9),
-        if r.finished.rebuilt_indexes {
-            format!(", indexes {:.2} s", r.finished.index_seconds)
-        } else {
+        if r.finished.phases.is_empty() {
             String::new()
+        } else {
+            let phases: Vec<String> = r
+                .finished
+                .phases
+                .iter()
+                .map(|(name, s)| format!("{name} {s:.2} s"))
+                .collect();
+            format!("; {}", phases.join(", "))
         },
         if r.stopped_early {
             "; stopped early (--strict)"

@@ -7,6 +7,7 @@ mod exit;
 mod format;
 mod ingest;
 mod progress;
+mod prune;
 mod query;
 mod repair;
 mod synth;
@@ -58,6 +59,8 @@ pub enum Command {
     Reports(query::ReportsArgs),
     /// Print the tables, views and columns of the database with their documentation.
     Schema(query::SchemaArgs),
+    /// Remove whole captures (retention): --before DATE, --keep-last N or --capture ID.
+    Prune(prune::PruneArgs),
     /// Check a database and restore what an interrupted ingest can leave behind
     /// (missing indexes).
     Repair(repair::RepairArgs),
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Query(args) => query::run(args, quiet),
         Command::Reports(args) => query::run_reports(args),
         Command::Schema(args) => query::run_schema(args),
+        Command::Prune(args) => prune::run(args, quiet),
         Command::Repair(args) => repair::run(args, quiet),
     };
     ExitCode::from(exit::code(result))

@@ -26,6 +26,9 @@ impl Terminal {
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
+            // Long single statements (moving a capture into the indexed tables) keep
+            // the spinner and the elapsed time going.
+            b.enable_steady_tick(std::time::Duration::from_millis(250));
             b
         });
         Terminal {
@@ -74,6 +77,14 @@ impl Observer for Terminal {
                     b.set_message(format!(
                         "{:.2} M events/s  file {file}/{files} {name}",
                         p.rows as f64 / secs / 1e6
+                    ));
+                }
+            }
+            Phase::Storing { name, rows } => {
+                if let Some(b) = &self.bar {
+                    b.set_message(format!(
+                        "storing {name}: {:.1} M rows into the indexed tables",
+                        *rows as f64 / 1e6
                     ));
                 }
             }

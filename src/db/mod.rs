@@ -1,6 +1,7 @@
 //! The SQLite database: opening it the way each command needs, applying the versioned
 //! schema in `schema/*.sql`, the secondary indexes, and the sink that stores captures.
 
+pub mod prune;
 pub mod sink;
 pub mod sql;
 
@@ -36,6 +37,11 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     let named = |e: rusqlite::Error| anyhow::anyhow!("{}: {e}", path.display());
     let conn = Connection::open(path).map_err(named)?;
     conn.busy_timeout(Duration::from_secs(60)).map_err(named)?;
+    // A new database returns the pages a prune frees to the file system a few at a time
+    // (`heapdb prune`); SQLite can only choose this before the first table exists, and
+    // ignores it afterwards.
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+        .map_err(named)?;
     // Switching a new database to WAL takes an exclusive lock for a moment, and SQLite
     // answers "locked" at once (without its busy handler) when another process is
     // doing the same: two ingests starting on a new database. Try again for a while.

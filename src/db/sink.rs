@@ -4,7 +4,7 @@
 //! index strategy.
 
 use super::sql::{self, Table};
-use crate::ingest::observe::{Level, Note};
+use crate::ingest::observe::{Level, Note, Phase, Progress};
 use crate::ingest::sink::{
     Begin, CaptureEnd, CaptureStart, Catalog, Context, EventBatch, FileFailure, Interrupted, Sink,
 };
@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 /// statement machinery (step/reset), not in the b-tree; 32 rows per statement measured
 /// faster (docs/performance.md).
 pub const ROWS_PER_INSERT: usize = 32;
+
+/// The writer's SQLite page cache (see docs/performance.md for the measurements and
+/// the README for the memory budget it is part of).
+pub const PAGE_CACHE_KIB: u64 = 32 << 10;
 
 /// When to drop the secondary indexes during the load and rebuild them after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,16 +77,26 @@ pub fn lock(conn: &Connection, db: &Path, ctx: Context<'_>) -> Result<()> {
 
 /// Inserts rows `ROWS_PER_INSERT` per statement (the remainder one by one).
 fn insert<R>(conn: &Connection, t: &Table<R>, rows: &[R]) -> rusqlite::Result<()> {
+    insert_into(conn, t, t.name, rows)
+}
+
+/// [`insert`] into another table of the same columns (a staging table).
+fn insert_into<R>(
+    conn: &Connection,
+    t: &Table<R>,
+    table: &str,
+    rows: &[R],
+) -> rusqlite::Result<()> {
     let n = t.columns.len();
     let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
-    let mut st = conn.prepare_cached(&t.insert_sql(ROWS_PER_INSERT))?;
+    let mut st = conn.prepare_cached(&t.insert_sql_into(table, ROWS_PER_INSERT))?;
     for chunk in &mut chunks {
         for (i, r) in chunk.iter().enumerate() {
             (t.bind)(&mut st, i * n, r)?;
         }
         st.raw_execute()?;
     }
-    let mut one = conn.prepare_cached(&t.insert_sql(1))?;
+    let mut one = conn.prepare_cached(&t.insert_sql_into(table, 1))?;
     for r in chunks.remainder() {
         (t.bind)(&mut one, 0, r)?;
         one.raw_execute()?;
@@ -118,101 +132,53 @@ pub struct SqliteSink {
     /// Stacks written by this capture (stacks are shared by captures; the others are
     /// skipped by `INSERT OR IGNORE`).
     stacks: HashSet<i64>,
+    /// Seconds spent inserting rows and committing captures.
+    insert_seconds: f64,
+    commit_seconds: f64,
+    /// Rows go through unindexed staging tables and into the indexed tables in one
+    /// statement per capture (an append to a database with its indexes); otherwise
+    /// straight in (a bulk load, whose indexes are rebuilt after).
+    staged: bool,
 }
 
 impl SqliteSink {
     /// Opens (creating if needed) the database for an ingest.
     pub fn open(path: &Path, index_mode: IndexMode) -> Result<SqliteSink> {
         let conn = super::open_rw(path)?;
-        conn.execute_batch(
-            "PRAGMA cache_size = -32768; PRAGMA temp_store = FILE; PRAGMA mmap_size = 0;",
-        )?;
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -{}; PRAGMA temp_store = FILE; PRAGMA mmap_size = 0;",
+            PAGE_CACHE_KIB
+        ))?;
         Ok(SqliteSink {
             conn,
             path: path.to_path_buf(),
             index_mode,
             capture: None,
             stacks: HashSet::new(),
+            insert_seconds: 0.0,
+            commit_seconds: 0.0,
+            staged: false,
         })
     }
 
-    fn named(&self) -> String {
-        self.path.display().to_string()
-    }
-}
-
-impl Sink for SqliteSink {
-    fn catalog(&self) -> Result<Box<dyn Catalog>> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("{}: opening for reading", self.named()))?;
-        conn.busy_timeout(Duration::from_secs(60))?;
-        Ok(Box::new(SqliteCatalog {
-            conn: std::sync::Mutex::new(conn),
-        }))
-    }
-
-    /// Maintaining the secondary indexes row by row costs more than building them
-    /// once: drop them when this batch is larger than what is already there.
-    fn prepare(&mut self, incoming_bytes: u64, ctx: Context<'_>) -> Result<()> {
-        let existing: i64 = self.conn.query_row(sql::EVENTS_STORED, [], |r| r.get(0))?;
-        let incoming = (incoming_bytes / 80) as i64; // ~80 bytes of capture per heap event
-        let rebuild = match self.index_mode {
-            IndexMode::Rebuild => true,
-            IndexMode::Keep => false,
-            IndexMode::Auto => incoming > existing,
-        };
-        lock(&self.conn, &self.path, ctx)?;
-        let r = if rebuild {
-            super::drop_indexes(&self.conn)
+    fn write_batch(&mut self, b: &EventBatch<'_>) -> Result<()> {
+        if self.staged {
+            insert_into(
+                &self.conn,
+                &sql::REALLOCS,
+                &sql::REALLOCS.staging(),
+                b.reallocs,
+            )?;
+            insert_into(
+                &self.conn,
+                &sql::HEAP_EVENTS,
+                &sql::HEAP_EVENTS.staging(),
+                b.others,
+            )?;
         } else {
-            Ok(())
-        };
-        self.conn
-            .execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
-        r?;
-        if !rebuild {
-            super::build_indexes(&self.conn, &self.path, ctx)?;
+            insert(&self.conn, &sql::REALLOCS, b.reallocs)?;
+            insert(&self.conn, &sql::HEAP_EVENTS, b.others)?;
         }
-        Ok(())
-    }
-
-    fn begin(&mut self, s: &CaptureStart, ctx: Context<'_>) -> Result<Begin> {
-        lock(&self.conn, &self.path, ctx)?;
-        // Read inside the transaction: another ingest may have stored this capture, or
-        // used ids, since this one looked.
-        let existing: Option<(i64, String)> = self
-            .conn
-            .query_row(sql::FIND_CAPTURE, [&s.fingerprint], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        if let Some((capture_id, path)) = existing {
-            self.conn.execute_batch("ROLLBACK")?;
-            return Ok(Begin::Duplicate { capture_id, path });
-        }
-        let first_event_id: i64 = self.conn.query_row(sql::NEXT_EVENT_ID, [], |r| r.get(0))?;
-        {
-            let mut st = self
-                .conn
-                .prepare_cached(&sql::CAPTURE_START.insert_sql(1))?;
-            (sql::CAPTURE_START.bind)(&mut st, 0, s)?;
-            st.raw_execute()?;
-        }
-        let capture_id = self.conn.last_insert_rowid();
-        self.capture = Some(capture_id);
-        self.stacks.clear();
-        Ok(Begin::New {
-            capture_id,
-            first_event_id,
-        })
-    }
-
-    fn write(&mut self, b: &EventBatch<'_>) -> Result<()> {
-        insert(&self.conn, &sql::REALLOCS, b.reallocs)?;
-        insert(&self.conn, &sql::HEAP_EVENTS, b.others)?;
         if !b.stacks.is_empty() {
             let mut ins_s = self.conn.prepare_cached(&format!(
                 "{} ON CONFLICT DO NOTHING",
@@ -255,8 +221,16 @@ impl Sink for SqliteSink {
         Ok(())
     }
 
-    fn commit(&mut self, e: &CaptureEnd) -> Result<()> {
+    fn commit_capture(&mut self, e: &CaptureEnd) -> Result<()> {
         let cid = e.capture_id;
+        if self.staged {
+            // In id order: the table's own b-tree then only appends. (Ordering by an
+            // index's key instead measured slower: the table inserts turn random.)
+            self.conn
+                .execute_batch(&sql::REALLOCS.flush_staging_sql("id"))?;
+            self.conn
+                .execute_batch(&sql::HEAP_EVENTS.flush_staging_sql("id"))?;
+        }
         let t = &e.rundown;
         let procs: Vec<_> = t.processes.iter().map(|p| (cid, p.clone())).collect();
         insert(&self.conn, &sql::PROCESSES, &procs)?;
@@ -276,6 +250,110 @@ impl Sink for SqliteSink {
         Ok(())
     }
 
+    fn named(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+impl Sink for SqliteSink {
+    fn catalog(&self) -> Result<Box<dyn Catalog>> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("{}: opening for reading", self.named()))?;
+        conn.busy_timeout(Duration::from_secs(60))?;
+        Ok(Box::new(SqliteCatalog {
+            conn: std::sync::Mutex::new(conn),
+        }))
+    }
+
+    /// Maintaining the secondary indexes row by row costs more than building them
+    /// once: drop them when this batch is larger than what is already there.
+    fn prepare(&mut self, incoming_bytes: u64, ctx: Context<'_>) -> Result<()> {
+        let existing: i64 = self.conn.query_row(sql::EVENTS_STORED, [], |r| r.get(0))?;
+        let incoming = (incoming_bytes / 80) as i64; // ~80 bytes of capture per heap event
+        let rebuild = match self.index_mode {
+            IndexMode::Rebuild => true,
+            IndexMode::Keep => false,
+            IndexMode::Auto => incoming > existing,
+        };
+        lock(&self.conn, &self.path, ctx)?;
+        let r = if rebuild {
+            super::drop_indexes(&self.conn)
+        } else {
+            Ok(())
+        };
+        self.conn
+            .execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        r?;
+        if !rebuild {
+            super::build_indexes(&self.conn, &self.path, ctx)?;
+            self.staged = true;
+            self.conn.execute_batch(&format!(
+                "{}; {};",
+                sql::REALLOCS.create_staging_sql(),
+                sql::HEAP_EVENTS.create_staging_sql()
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self, s: &CaptureStart, ctx: Context<'_>) -> Result<Begin> {
+        lock(&self.conn, &self.path, ctx)?;
+        // Read inside the transaction: another ingest may have stored this capture, or
+        // used ids, since this one looked.
+        let existing: Option<(i64, String)> = self
+            .conn
+            .query_row(sql::FIND_CAPTURE, [&s.fingerprint], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some((capture_id, path)) = existing {
+            self.conn.execute_batch("ROLLBACK")?;
+            return Ok(Begin::Duplicate { capture_id, path });
+        }
+        let first_event_id: i64 = self.conn.query_row(sql::NEXT_EVENT_ID, [], |r| r.get(0))?;
+        {
+            let mut st = self
+                .conn
+                .prepare_cached(&sql::CAPTURE_START.insert_sql(1))?;
+            (sql::CAPTURE_START.bind)(&mut st, 0, s)?;
+            st.raw_execute()?;
+        }
+        let capture_id = self.conn.last_insert_rowid();
+        self.capture = Some(capture_id);
+        self.stacks.clear();
+        Ok(Begin::New {
+            capture_id,
+            first_event_id,
+        })
+    }
+
+    fn write(&mut self, b: &EventBatch<'_>) -> Result<()> {
+        let t = Instant::now();
+        let r = self.write_batch(b);
+        self.insert_seconds += t.elapsed().as_secs_f64();
+        r
+    }
+
+    fn commit(&mut self, e: &CaptureEnd, ctx: Context<'_>) -> Result<()> {
+        if self.staged {
+            ctx.observer.progress(&Progress {
+                phase: Phase::Storing {
+                    name: format!("capture {}", e.capture_id),
+                    rows: (e.last_event_id - e.first_event_id + 1).max(0) as u64,
+                },
+                bytes_done: 0,
+                bytes_total: 0,
+                rows: 0,
+            });
+        }
+        let t = Instant::now();
+        let r = self.commit_capture(e);
+        self.commit_seconds += t.elapsed().as_secs_f64();
+        r
+    }
     fn abort(&mut self) -> Result<()> {
         if self.capture.take().is_some() {
             self.conn.execute_batch("ROLLBACK")?;
@@ -305,13 +383,23 @@ impl Sink for SqliteSink {
             f.missing_indexes = super::build_indexes(&self.conn, &self.path, ctx)?;
         }
         f.index_seconds = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         if f.missing_indexes.is_empty() && ctx.cancel.requests() < 2 {
             self.conn
                 .execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize;")?;
         }
+        let analyze = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        f.phases = vec![
+            ("insert", self.insert_seconds),
+            ("commit", self.commit_seconds),
+            ("indexes", f.index_seconds),
+            ("analyze", analyze),
+            ("checkpoint", t.elapsed().as_secs_f64()),
+        ];
         Ok(f)
     }
 }

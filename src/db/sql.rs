@@ -24,12 +24,42 @@ pub struct Table<R: ?Sized> {
 impl<R: ?Sized> Table<R> {
     /// `INSERT INTO t (columns) VALUES (?,..),(?,..)...` for `rows` rows.
     pub fn insert_sql(&self, rows: usize) -> String {
+        self.insert_sql_into(self.name, rows)
+    }
+
+    /// [`Table::insert_sql`] into another table of the same columns (a staging table).
+    pub fn insert_sql_into(&self, table: &str, rows: usize) -> String {
         let one = format!("({})", vec!["?"; self.columns.len()].join(","));
         format!(
-            "INSERT INTO {} ({}) VALUES {}",
-            self.name,
+            "INSERT INTO {table} ({}) VALUES {}",
             self.columns.join(", "),
             vec![one; rows].join(",")
+        )
+    }
+
+    /// The staging table of an append: the same columns, no key, no index, in the
+    /// TEMP database (it never reaches the database file).
+    pub fn staging(&self) -> String {
+        format!("stage_{}", self.name)
+    }
+
+    /// `CREATE TEMP TABLE stage_t (columns)`.
+    pub fn create_staging_sql(&self) -> String {
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {} ({})",
+            self.staging(),
+            self.columns.join(", ")
+        )
+    }
+
+    /// Moves the staged rows into the table in one set-based statement, then empties
+    /// the staging table.
+    pub fn flush_staging_sql(&self, order_by: &str) -> String {
+        let cols = self.columns.join(", ");
+        format!(
+            "INSERT INTO main.{t} ({cols}) SELECT {cols} FROM temp.{s} ORDER BY {order_by}; DELETE FROM temp.{s};",
+            t = self.name,
+            s = self.staging()
         )
     }
 

@@ -246,17 +246,20 @@ impl<'s, S: Sink> Loader<'s, S> {
             ));
         }
         let rundown = super::rundown::assemble(&cur.rundown, &cur.pids);
-        self.sink.commit(&CaptureEnd {
-            capture_id: cur.capture_id,
-            stats,
-            first_ns: cur.first_ns,
-            last_ns: cur.last_ns,
-            first_event_id: cur.first_id,
-            last_event_id: cur.next_id - 1,
-            problems: cur.problems,
-            rundown,
-            finished: super::now_rfc3339(),
-        })?;
+        self.sink.commit(
+            &CaptureEnd {
+                capture_id: cur.capture_id,
+                stats,
+                first_ns: cur.first_ns,
+                last_ns: cur.last_ns,
+                first_event_id: cur.first_id,
+                last_event_id: cur.next_id - 1,
+                problems: cur.problems,
+                rundown,
+                finished: super::now_rfc3339(),
+            },
+            self.ctx(),
+        )?;
         self.shared.ingested(cur.problems > 0);
         Ok(())
     }

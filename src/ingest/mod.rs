@@ -50,6 +50,8 @@ pub struct Finished {
     pub rebuilt_indexes: bool,
     /// Indexes left missing (the rebuild was interrupted).
     pub missing_indexes: Vec<String>,
+    /// Where the sink's time went, in order: (phase, seconds).
+    pub phases: Vec<(&'static str, f64)>,
 }
 
 /// What an ingest did.

@@ -62,6 +62,8 @@ pub enum Phase {
         files: usize,
         name: String,
     },
+    /// Moving a capture's staged rows into the indexed tables (an append).
+    Storing { name: String, rows: u64 },
     /// Building secondary indexes after a bulk load: `done` of `total` built,
     /// `name` is being built.
     Indexes {

@@ -110,7 +110,7 @@ pub trait Sink: Send {
     /// Starts storing a capture (or says it is already stored).
     fn begin(&mut self, capture: &CaptureStart, ctx: Context<'_>) -> Result<Begin>;
     fn write(&mut self, batch: &EventBatch<'_>) -> Result<()>;
-    fn commit(&mut self, end: &CaptureEnd) -> Result<()>;
+    fn commit(&mut self, end: &CaptureEnd, ctx: Context<'_>) -> Result<()>;
     /// Forgets the capture being stored.
     fn abort(&mut self) -> Result<()>;
     /// Records a file that could not be read (once per file and message).

@@ -48,3 +48,51 @@ pub fn real_captures() -> Vec<(String, PathBuf, serde_json::Value)> {
 pub fn heapdb_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_heapdb"))
 }
+
+/// Every table's content in id order, leaving out the ingest's own timestamps.
+pub fn canonical(db: &std::path::Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut out = Vec::new();
+    let tables: Vec<String> = {
+        let mut st = c.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index', 'view') ORDER BY name").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    out.push(format!("schema: {tables:?}"));
+    for t in [
+        "captures",
+        "reallocs",
+        "heap_events",
+        "stacks",
+        "stack_frames",
+        "processes",
+        "threads",
+        "images",
+        "ingest_errors",
+    ] {
+        let mut st = c
+            .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
+            .unwrap();
+        let names: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
+        let n = names.len();
+        let rows = st
+            .query_map([], |r| {
+                let mut s = String::new();
+                for (i, name) in names.iter().enumerate().take(n) {
+                    if name == "ingest_started" || name == "ingest_finished" {
+                        continue;
+                    }
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    s.push_str(&format!("{v:?}|"));
+                }
+                Ok(s)
+            })
+            .unwrap();
+        for r in rows {
+            out.push(format!("{t}: {}", r.unwrap()));
+        }
+    }
+    out
+}
