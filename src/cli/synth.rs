@@ -76,6 +76,39 @@ pub struct SynthArgs {
     /// Record header of the heap events.
     #[arg(long, value_enum, default_value = "system")]
     pub heap_header: HeaderArg,
+    /// The program traced: its processes, modules and call sites (module + RVA). The
+    /// same program seed gives the same code every night, while `--seed` and the
+    /// night change what the OS chooses (image bases, pids, thread ids, heap handles,
+    /// times), as on real nightly captures.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub program_seed: u64,
+    /// Simulate a rebuild of the program: its call sites' RVAs shift and its PDB
+    /// identity changes (system DLLs stay).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub build: u32,
+    /// Plant a regression: the allocations (and so the reallocs) of process P's call
+    /// site S grow by factor F per night (capture N has F^N times the share). The
+    /// truth is written to manifest.json (`regression` of each file).
+    #[arg(long, value_name = "P:S=F", value_parser = parse_regression)]
+    pub regression: Option<(usize, usize, f64)>,
+}
+
+fn parse_regression(s: &str) -> Result<(usize, usize, f64), String> {
+    let err =
+        || format!("expected P:S=F (process index, site index, factor), e.g. 0:3=1.5; got {s:?}");
+    let (ps, f) = s.split_once('=').ok_or_else(err)?;
+    let (p, site) = ps.split_once(':').ok_or_else(err)?;
+    let f: f64 = f.trim().parse().map_err(|_| err())?;
+    if !(f.is_finite() && f > 0.0 && f <= 100.0) {
+        return Err(format!(
+            "the factor of --regression must be in (0, 100]; got {f}"
+        ));
+    }
+    Ok((
+        p.trim().parse().map_err(|_| err())?,
+        site.trim().parse().map_err(|_| err())?,
+        f,
+    ))
 }
 
 pub fn run(a: SynthArgs, quiet: bool) -> anyhow::Result<Outcome> {
@@ -117,7 +150,31 @@ pub fn run(a: SynthArgs, quiet: bool) -> anyhow::Result<Outcome> {
             HeaderArg::Classic => HeapHeader::Classic,
             HeaderArg::Event => HeapHeader::Event,
         },
+        program_seed: a.program_seed,
+        build: a.build,
+        regression: a.regression,
     };
+    if let Some((p, site, _)) = opts.regression {
+        let sites = synth::sites_per_process(&opts);
+        match sites.get(p) {
+            None => {
+                return Err(UsageError(format!(
+                    "--regression {p}:{site}: there are {} processes (0..={})",
+                    sites.len(),
+                    sites.len() - 1
+                ))
+                .into())
+            }
+            Some(&n) if site >= n => {
+                return Err(UsageError(format!(
+                    "--regression {p}:{site}: process {p} has {n} call sites (0..={})",
+                    n - 1
+                ))
+                .into())
+            }
+            _ => {}
+        }
+    }
     let t = Instant::now();
     let m = synth::generate(&a.out, &opts)
         .map_err(|e| anyhow::anyhow!("writing captures to {}: {e}", a.out.display()))?;

@@ -103,6 +103,26 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             .entry(opcode_name(opcode).unwrap_or("?").to_string())
             .or_default() += 1;
         self.procs[pi].stats.heap_events += 1;
+        if let Some(site) = site {
+            let ss = &mut self.procs[pi].stats.sites[site];
+            match record {
+                HeapRecord::Alloc { .. } if !internal => ss.allocs += 1,
+                HeapRecord::ReAlloc {
+                    new_address,
+                    old_address,
+                    new_size,
+                    old_size,
+                    ..
+                } => {
+                    ss.reallocs += 1;
+                    if new_address != old_address {
+                        ss.moves += 1;
+                        ss.bytes_copied += new_size.min(old_size);
+                    }
+                }
+                _ => {}
+            }
+        }
         let hs = &mut self.procs[pi].heaps[heap].stats;
         match &record {
             HeapRecord::Alloc { size, .. } => {

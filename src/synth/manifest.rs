@@ -36,6 +36,9 @@ pub struct ReallocStats {
 pub struct HeapStats {
     pub pid: u32,
     pub handle: u64,
+    /// What the heap is, the same every night: 'default' (the process heap, which
+    /// predates the trace) or 'private@<call site that created it>'.
+    pub identity: String,
     pub private: bool,
     pub created: bool,
     pub destroyed: bool,
@@ -59,6 +62,39 @@ pub struct ProcessStats {
     pub heap_events: u64,
     pub reallocs: u64,
     pub exited: bool,
+    /// Name (lowercase), plus the arguments of the command line when another process
+    /// of the capture has the same name: the same every night.
+    pub identity: String,
+    /// The process's call sites (all of them, used or not this night).
+    pub sites: Vec<SiteStats>,
+}
+
+/// What one call site did in one capture.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SiteStats {
+    /// Frames as `module+0xRVA` (module lowercase), innermost first: the same every
+    /// night of one build.
+    pub frames: Vec<String>,
+    /// The first frame in the program's own code (after the heap's and the CRT's).
+    pub call_site: String,
+    /// Allocs (not the internal Alloc of a moving ReAlloc) and ReAllocs of blocks
+    /// allocated here.
+    pub allocs: u64,
+    pub reallocs: u64,
+    pub moves: u64,
+    pub bytes_copied: u64,
+    /// Share of its process's allocations (1 for all but a planted regression).
+    pub weight: f64,
+}
+
+/// The regression planted with `--regression`, as written in this capture.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RegressionTruth {
+    pub process: String,
+    pub call_site: String,
+    pub frames: Vec<String>,
+    pub factor: f64,
+    pub weight: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -90,6 +126,7 @@ pub struct FileManifest {
     pub start_raw: u64,
     pub processes: Vec<ProcessStats>,
     pub heaps: Vec<HeapStats>,
+    pub regression: Option<RegressionTruth>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -13,12 +13,17 @@
 mod events;
 pub mod manifest;
 mod ops;
+mod program;
+pub use program::sites_per_process;
 pub mod rng;
 mod rundown;
 mod sim;
 pub mod writer;
 
-pub use manifest::{FileManifest, HeapStats, Manifest, ProcessStats, ReallocStats, TruthOp};
+pub use manifest::{
+    FileManifest, HeapStats, Manifest, ProcessStats, ReallocStats, RegressionTruth, SiteStats,
+    TruthOp,
+};
 
 use crate::etl::headers::event_header;
 use crate::etl::kernel::HEAP_GUID;
@@ -95,6 +100,15 @@ pub struct Options {
     pub cpus: u16,
     pub buffer_size: u32,
     pub heap_header: HeapHeader,
+    /// The program traced (processes, modules, call sites): the same in every capture
+    /// of one `program_seed`, whatever `seed` and night (see `program.rs`).
+    pub program_seed: u64,
+    /// A rebuild of the program: its call sites' RVAs shift, its PDB identity changes.
+    pub build: u32,
+    /// A planted regression: (process index, site index, factor): that site's share
+    /// of its process's allocations (and so its reallocs) grows by `factor` per night
+    /// (night = the file's index).
+    pub regression: Option<(usize, usize, f64)>,
 }
 
 impl Default for Options {
@@ -112,6 +126,9 @@ impl Default for Options {
             cpus: 4,
             buffer_size: 65536,
             heap_header: HeapHeader::System,
+            program_seed: 1,
+            build: 0,
+            regression: None,
         }
     }
 }
@@ -147,7 +164,7 @@ struct Image {
     pdb_guid: Guid,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Pattern {
     /// Vector-like growth by a factor.
     Geometric(f64),
@@ -161,8 +178,12 @@ enum Pattern {
 
 struct Site {
     frames: Vec<u64>,
+    /// The frames as `module+0xRVA`, innermost first (the identity that survives ASLR).
+    module_frames: Vec<String>,
     stack_id: i64,
     pattern: Pattern,
+    /// Relative share of the process's allocations (1; grows with `--regression`).
+    weight: f64,
 }
 
 struct HeapSim {
@@ -205,22 +226,11 @@ struct Proc {
     heaps: Vec<HeapSim>,
     images: Vec<Image>,
     sites: Vec<Site>,
+    /// The site that creates each private heap (heap 1, 2, ...).
+    private_heap_sites: Vec<usize>,
     blocks: Vec<Block>,
     stats: ProcessStats,
 }
-
-const EXE_NAMES: [&str; 10] = [
-    "devenv.exe",
-    "chrome.exe",
-    "game.exe",
-    "SearchIndexer.exe",
-    "MsMpEng.exe",
-    "excel.exe",
-    "msbuild.exe",
-    "node.exe",
-    "sqlservr.exe",
-    "explorer.exe",
-];
 
 /// Generates one capture. `truth`, when given, receives every heap event as written.
 pub fn generate_file(
@@ -269,6 +279,8 @@ struct Gen<'t, W: Write + io::Seek> {
     free_keys: Vec<u64>,
     next_key: u64,
     key_ptr: u8,
+    /// The night: the file's index in the batch.
+    night: u32,
 }
 
 impl<'t, W: Write + io::Seek> Gen<'t, W> {
@@ -332,6 +344,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             free_keys: Vec::new(),
             next_key: 0xffff_fa80_0310_0000,
             key_ptr: ptr_file,
+            night: file_index,
         };
         *g.counts
             .entry((crate::etl::kernel::EVENT_TRACE_GUID, 0))
@@ -398,6 +411,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         let end = self.ts + 1000;
         let Gen {
             w,
+            opts,
             mut m,
             procs,
             counts,
@@ -415,7 +429,21 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             .into_iter()
             .map(|((g, o), n)| (format!("{g}/{o}"), n))
             .collect();
-        for p in procs {
+        if let Some((p, s, factor)) = opts.regression {
+            if let Some(site) = procs.get(p).and_then(|pr| pr.sites.get(s)) {
+                m.regression = Some(RegressionTruth {
+                    process: procs[p].stats.identity.clone(),
+                    call_site: site.module_frames[program::FIRST_CALLER].clone(),
+                    frames: site.module_frames.clone(),
+                    factor,
+                    weight: site.weight,
+                });
+            }
+        }
+        for mut p in procs {
+            for (st, site) in p.stats.sites.iter_mut().zip(&p.sites) {
+                st.weight = site.weight;
+            }
             for b in &p.blocks {
                 m.live_blocks_at_end += 1;
                 m.live_bytes_at_end += b.size;

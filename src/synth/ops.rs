@@ -20,7 +20,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
 
     pub(super) fn do_alloc(&mut self, pi: usize, tid: u32) -> io::Result<()> {
         let heap = self.pick_heap(pi);
-        let site = self.rng.below(self.procs[pi].sites.len() as u64) as usize;
+        let site = self.pick_site(pi);
         let size = self.sample_size();
         let capacity = self.capacity_for(size);
         let address = self.procs[pi].heaps[heap].alloc(capacity);

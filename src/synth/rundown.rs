@@ -141,7 +141,8 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                     }
                 };
                 self.procs[pi].heaps[hi].stats.created = true;
-                let site = self.rng.below(self.procs[pi].sites.len() as u64) as usize;
+                // Heap `hi` is created by the same code (site) every night.
+                let site = self.procs[pi].private_heap_sites[hi - 1];
                 self.heap_event(pi, tid, hi, rec, Some(site), false)?;
             }
         }

@@ -4,32 +4,56 @@
 use super::*;
 
 impl<'t, W: Write + io::Seek> Gen<'t, W> {
+    /// The processes of this run: the program's (see `program.rs`), with what the
+    /// operating system chooses anew every night: pids, thread ids, heap handles, and
+    /// image bases (ASLR: system DLLs once per boot, each executable per process).
     pub(super) fn make_processes(&mut self) {
         let n = self.opts.processes.max(1) as usize;
-        for i in 0..n {
-            let pid = 1000 + 4 * self.rng.range(10, 12_000) as u32;
-            let ptr = match self.opts.pointer_mode {
-                PointerMode::P32 => 4,
-                PointerMode::P64 => 8,
-                // One process in three is a WOW64 process.
-                PointerMode::Mixed => {
-                    if i % 3 == 1 {
-                        4
-                    } else {
-                        8
-                    }
-                }
-            };
-            let name = EXE_NAMES[(i + self.rng.below(3) as usize) % EXE_NAMES.len()];
-            let segment_heap = ptr == 8 && i % 4 == 3;
+        let prog = program::program(
+            self.opts.program_seed,
+            self.opts.build,
+            n,
+            self.opts.pointer_mode,
+        );
+        // System DLL bases: one per boot (this run), shared by all 64-bit processes and
+        // by all 32-bit ones.
+        let boot64 = 0x7ffc_0000_0000 + (self.rng.below(0x3fff) << 16);
+        let boot32 = 0x7700_0000 + (self.rng.below(0x3f) << 20);
+        let mut used_pids = std::collections::HashSet::new();
+        for (i, pp) in prog.into_iter().enumerate() {
+            let mut pid = 1000 + 4 * self.rng.range(10, 12_000) as u32;
+            while !used_pids.insert(pid) {
+                pid += 4;
+            }
+            let ptr = pp.ptr;
+            let name = pp.exe;
             let nthreads = self.rng.range(2, 6) as usize;
             let threads: Vec<u32> = (0..nthreads)
                 .map(|k| pid + 4 + 4 * (k as u32 * 7 + self.rng.range(1, 6) as u32))
                 .collect();
-            let images = self.make_images(ptr, name);
+            let images: Vec<Image> = pp
+                .modules
+                .iter()
+                .enumerate()
+                .map(|(m, pm)| {
+                    let base = match (ptr, m) {
+                        (8, 0) => 0x7ff6_0000_0000 + (self.rng.below(0xffff) << 16),
+                        (8, m) => boot64 + ((m as u64) << 28),
+                        (_, 0) => 0x0040_0000 + (self.rng.below(0x3f) << 16),
+                        (_, m) => boot32 + ((m as u64) << 22),
+                    };
+                    Image {
+                        base,
+                        size: pm.size,
+                        name: pm.name,
+                        path: format!("\\Device\\HarddiskVolume3{}\\{}", pm.dir, pm.name),
+                        timedatestamp: pm.timedatestamp,
+                        pdb_guid: pm.pdb_guid,
+                    }
+                })
+                .collect();
             let mut heaps = Vec::new();
-            let nheaps = 1 + self.rng.below(3) as usize;
-            for h in 0..nheaps {
+            for h in 0..=pp.private_heaps.len() {
                 let handle = if ptr == 8 {
                     0x0000_0200_0000_0000
                         + (self.rng.range(0x100, 0xfff) << 24)
@@ -50,94 +74,123 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                     },
                 });
             }
-            let nsites = self.rng.range(8, 24) as usize;
-            let sites = (0..nsites)
-                .map(|s| {
-                    let pattern = match s % 5 {
-                        0 => Pattern::Geometric(if s % 2 == 0 { 2.0 } else { 1.5 }),
-                        1 => Pattern::Step(*self.rng.pick(&[8u64, 16, 32, 64])),
-                        2 => Pattern::Shrink,
-                        3 => Pattern::Geometric(2.0),
-                        _ => Pattern::Random,
-                    };
-                    let depth = self.rng.range(4, 14) as usize;
-                    let mut frames = vec![
-                        images[1].base + 0x1_a2b0 + 0x10 * s as u64, // ntdll!RtlpAllocateHeapInternal
-                        images[1].base + 0x3_c5e0,                   // ntdll!RtlReAllocateHeap
-                        images[3].base + 0x2_1f40,                   // ucrtbase!_realloc_base
-                    ];
-                    for d in 3..depth {
-                        frames.push(images[0].base + 0x1000 + self.rng.below(0x8_0000) + d as u64);
-                    }
-                    let stack_id = stack_id(&frames);
+            let sites: Vec<Site> = pp
+                .sites
+                .iter()
+                .map(|ps| {
+                    let frames: Vec<u64> = ps
+                        .frames
+                        .iter()
+                        .map(|&(m, rva)| images[m].base + rva)
+                        .collect();
                     Site {
+                        stack_id: stack_id(&frames),
                         frames,
-                        stack_id,
-                        pattern,
+                        module_frames: ps
+                            .frames
+                            .iter()
+                            .map(|&(m, rva)| {
+                                format!("{}+0x{rva:x}", pp.modules[m].name.to_lowercase())
+                            })
+                            .collect(),
+                        pattern: ps.pattern,
+                        weight: 1.0,
                     }
                 })
                 .collect();
-            let cmd = format!(
-                "\"C:\\Program Files\\App{i}\\{name}\" --job {}",
-                self.rng.below(1000)
-            );
+            let site_stats = sites
+                .iter()
+                .map(|s: &Site| SiteStats {
+                    frames: s.module_frames.clone(),
+                    call_site: s.module_frames[program::FIRST_CALLER].clone(),
+                    ..SiteStats::default()
+                })
+                .collect();
+            let cmd = format!("\"C:\\Program Files\\App\\{name}\" {}", pp.args);
             self.procs.push(Proc {
                 pid,
                 ptr,
                 name,
-                segment_heap,
+                segment_heap: pp.segment_heap,
                 threads: threads.clone(),
                 heaps,
                 images,
                 sites,
+                private_heap_sites: pp.private_heaps.clone(),
                 blocks: Vec::new(),
                 stats: ProcessStats {
                     pid,
                     name: name.to_string(),
                     command_line: cmd,
                     pointer_size: ptr,
-                    segment_heap,
+                    segment_heap: pp.segment_heap,
                     threads,
+                    identity: String::new(),
+                    sites: site_stats,
                     ..Default::default()
                 },
             });
+            let _ = i;
+        }
+        self.name_processes();
+        self.apply_regression();
+    }
+
+    /// Identities as the manifest states them (independently of heapdb's rule, which
+    /// the tests compare with): the lowercase name, plus the arguments when the name
+    /// repeats; heaps: 'default' or 'private@' + the creating site's call site.
+    fn name_processes(&mut self) {
+        let names: Vec<String> = self.procs.iter().map(|p| p.name.to_lowercase()).collect();
+        for (i, p) in self.procs.iter_mut().enumerate() {
+            let dup = names.iter().filter(|n| **n == names[i]).count() > 1;
+            let args = p
+                .stats
+                .command_line
+                .rsplit_once('"')
+                .map_or("", |x| x.1)
+                .trim();
+            p.stats.identity = if dup {
+                format!("{} {}", names[i], args)
+            } else {
+                names[i].clone()
+            };
+            for (h, heap) in p.heaps.iter_mut().enumerate() {
+                heap.stats.identity = if h == 0 {
+                    "default".to_string()
+                } else {
+                    let site = p.private_heap_sites[h - 1];
+                    format!(
+                        "private@{}",
+                        p.sites[site].module_frames[program::FIRST_CALLER]
+                    )
+                };
+            }
         }
     }
 
-    pub(super) fn make_images(&mut self, ptr: u8, exe: &'static str) -> Vec<Image> {
-        let names: [(&'static str, &str, u64); 4] = [
-            (exe, "\\Program Files\\App", 0x9_8000),
-            ("ntdll.dll", "\\Windows\\System32", 0x1f_8000),
-            ("kernelbase.dll", "\\Windows\\System32", 0x39_7000),
-            ("ucrtbase.dll", "\\Windows\\System32", 0x12_5000),
-        ];
-        let mut out = Vec::new();
-        for (i, (name, dir, size)) in names.into_iter().enumerate() {
-            let base = if ptr == 8 {
-                if i == 0 {
-                    0x7ff6_0000_0000 + (self.rng.below(0xffff) << 16)
-                } else {
-                    0x7ffc_0000_0000 + ((i as u64) << 28)
-                }
-            } else if i == 0 {
-                0x0040_0000
-            } else {
-                0x7700_0000 + ((i as u64) << 22)
-            };
-            let mut g = [0u8; 16];
-            for b in g.iter_mut() {
-                *b = self.rng.below(256) as u8;
-            }
-            out.push(Image {
-                base,
-                size,
-                name,
-                path: format!("\\Device\\HarddiskVolume3{dir}\\{name}"),
-                timedatestamp: 0x6000_0000 + self.rng.below(0x0fff_ffff) as u32,
-                pdb_guid: Guid(g),
-            });
+    /// `--regression P:S=F`: the allocations of process P's site S grow by F per night
+    /// (night = the file's index), the others keep their weight.
+    fn apply_regression(&mut self) {
+        let Some((p, s, f)) = self.opts.regression else {
+            return;
+        };
+        let night = self.night as i32;
+        if let Some(site) = self.procs.get_mut(p).and_then(|pr| pr.sites.get_mut(s)) {
+            site.weight = f.powi(night);
         }
-        out
+    }
+
+    /// A site of process `pi`, by the sites' weights.
+    pub(super) fn pick_site(&mut self, pi: usize) -> usize {
+        let total: f64 = self.procs[pi].sites.iter().map(|s| s.weight).sum();
+        let mut x = self.rng.f64() * total;
+        for (i, s) in self.procs[pi].sites.iter().enumerate() {
+            if x < s.weight {
+                return i;
+            }
+            x -= s.weight;
+        }
+        self.procs[pi].sites.len() - 1
     }
 
     pub(super) fn source_for(&mut self, pi: usize, size: u64) -> Source {
