@@ -1,49 +1,60 @@
 -- name: capture-diff
--- description: Realloc sites of two captures side by side (regression between nights): counts, moves and bytes copied in each, and the change.
--- question: Did last night's build realloc more, or differently, than the night before?
--- param: a = previous : the baseline capture id (default: the one before the latest)
--- param: b = latest : the capture to compare (default: the latest)
+-- description: Two captures (nights) side by side per call site: allocs, reallocs, moves and bytes copied in each and the change, matched by identities that survive reboots (process name, heap kind, call site as module+RVA, or function once symbolized).
+-- question: Did last night's build realloc more, or differently, than the night before, and where?
+-- param: a = previous : the baseline capture id (default: the capture before b, in start order)
+-- param: b = latest : the capture to compare (default: the latest capture)
+-- param: group = site [site|call_site|module|heap|process] : what a row is: a call stack (site), the calling frame only (call_site), the calling module (module: still matches after a rebuild moved the code), a heap, or a whole process
 -- param: limit = 30 : rows to return
 --
--- Sites are stacks (stack ids are a hash of the frames, the same in every capture), or
--- process name + heap handle where no stacks were collected. Rows are ordered by the
--- largest absolute change in realloc count.
-WITH ids AS (
-    SELECT coalesce(:b, (SELECT max(capture_id) FROM captures)) AS b,
-           coalesce(:a, (SELECT max(capture_id) FROM captures
-                         WHERE capture_id < coalesce(:b, (SELECT max(capture_id) FROM captures)))) AS a
+-- Rows are processes (by identity, see docs/history.md) and, within them, the groups
+-- chosen; status says whether a row is only in a ('gone'), only in b ('new') or in both.
+-- Ordered by the largest absolute change in reallocs. With --param label.K=V only the
+-- captures with that label are considered (a and b default to the last two of them).
+WITH ordered AS (
+    SELECT capture_id, row_number() OVER (ORDER BY coalesce(start_time_ns, 0), capture_id) AS n
+    FROM captures
 ),
--- Each capture's rows are an id range (captures.first_event_id..last_event_id).
-ranges AS (
-    SELECT capture_id, first_event_id AS lo, last_event_id AS hi FROM captures
-    WHERE capture_id IN ((SELECT a FROM ids), (SELECT b FROM ids))
+ids AS (
+    SELECT coalesce(:b, (SELECT capture_id FROM ordered ORDER BY n DESC LIMIT 1)) AS b
 ),
--- Group on numbers first, name the (few) groups after.
+pair AS (
+    SELECT coalesce(:a, (SELECT o.capture_id FROM ordered o
+                         WHERE o.n < (SELECT n FROM ordered WHERE capture_id = (SELECT b FROM ids))
+                         ORDER BY o.n DESC LIMIT 1)) AS a,
+           (SELECT b FROM ids) AS b
+),
 g AS (
-    SELECT r.capture_id, r.stack_id, CASE WHEN r.stack_id IS NULL THEN r.pid END AS pid,
-           CASE WHEN r.stack_id IS NULL THEN r.heap END AS heap,
-           count(*) AS reallocs,
-           sum(r.moved) AS moves,
-           sum(CASE WHEN r.moved THEN min(r.old_size, r.new_size) ELSE 0 END) AS bytes_copied
-    FROM ranges x JOIN reallocs r ON r.id BETWEEN x.lo AND x.hi AND +r.capture_id = x.capture_id
-    GROUP BY r.capture_id, r.stack_id, 3, 4
-),
-per AS (
-    SELECT g.capture_id,
-           CASE WHEN g.stack_id IS NOT NULL THEN 'stack ' || g.stack_id
-                ELSE coalesce(p.name, 'pid ' || g.pid) || printf(' heap 0x%x', g.heap) END AS site,
-           g.reallocs, g.moves, g.bytes_copied
-    FROM g LEFT JOIN process_names p ON p.capture_id = g.capture_id AND p.pid = g.pid
+    SELECT v.capture_id, v.process,
+           CASE :group WHEN 'site' THEN v.site_key WHEN 'call_site' THEN v.site
+                       WHEN 'module' THEN v.module WHEN 'heap' THEN v.heap_identity ELSE '' END AS k,
+           max(CASE :group WHEN 'site' THEN v.site WHEN 'call_site' THEN v.site
+                           WHEN 'module' THEN v.module WHEN 'heap' THEN 'heap ' || v.heap_identity
+                           ELSE '' END) AS label,
+           CASE WHEN :group = 'site' THEN max(v.site_id) END AS site_id,
+           sum(v.allocs) AS allocs, sum(v.reallocs) AS reallocs, sum(v.moves) AS moves,
+           sum(v.bytes_copied) AS bytes_copied
+    FROM site_stats_v v
+    WHERE v.capture_id IN ((SELECT a FROM pair), (SELECT b FROM pair))
+    GROUP BY v.capture_id, v.process, k
 )
-SELECT site,
-       sum(CASE WHEN capture_id = (SELECT a FROM ids) THEN reallocs ELSE 0 END) AS reallocs_a,
-       sum(CASE WHEN capture_id = (SELECT b FROM ids) THEN reallocs ELSE 0 END) AS reallocs_b,
-       sum(CASE WHEN capture_id = (SELECT b FROM ids) THEN reallocs ELSE -reallocs END) AS reallocs_change,
-       sum(CASE WHEN capture_id = (SELECT a FROM ids) THEN moves ELSE 0 END) AS moves_a,
-       sum(CASE WHEN capture_id = (SELECT b FROM ids) THEN moves ELSE 0 END) AS moves_b,
-       sum(CASE WHEN capture_id = (SELECT a FROM ids) THEN bytes_copied ELSE 0 END) AS bytes_copied_a,
-       sum(CASE WHEN capture_id = (SELECT b FROM ids) THEN bytes_copied ELSE 0 END) AS bytes_copied_b
-FROM per
-GROUP BY site
-ORDER BY abs(reallocs_change) DESC, site
+SELECT process,
+       label AS site,
+       max(site_id) AS site_id,
+       CASE WHEN sum(capture_id = (SELECT a FROM pair)) = 0 THEN 'new'
+            WHEN sum(capture_id = (SELECT b FROM pair)) = 0 THEN 'gone'
+            ELSE 'both' END AS status,
+       sum(CASE WHEN capture_id = (SELECT a FROM pair) THEN allocs ELSE 0 END) AS allocs_a,
+       sum(CASE WHEN capture_id = (SELECT b FROM pair) THEN allocs ELSE 0 END) AS allocs_b,
+       sum(CASE WHEN capture_id = (SELECT a FROM pair) THEN reallocs ELSE 0 END) AS reallocs_a,
+       sum(CASE WHEN capture_id = (SELECT b FROM pair) THEN reallocs ELSE 0 END) AS reallocs_b,
+       sum(CASE WHEN capture_id = (SELECT b FROM pair) THEN reallocs ELSE -reallocs END) AS reallocs_change,
+       sum(CASE WHEN capture_id = (SELECT a FROM pair) THEN moves ELSE 0 END) AS moves_a,
+       sum(CASE WHEN capture_id = (SELECT b FROM pair) THEN moves ELSE 0 END) AS moves_b,
+       sum(CASE WHEN capture_id = (SELECT a FROM pair) THEN bytes_copied ELSE 0 END) AS bytes_copied_a,
+       sum(CASE WHEN capture_id = (SELECT b FROM pair) THEN bytes_copied ELSE 0 END) AS bytes_copied_b,
+       (SELECT a FROM pair) AS capture_a,
+       (SELECT b FROM pair) AS capture_b
+FROM g
+GROUP BY process, k
+ORDER BY abs(reallocs_change) DESC, process, site
 LIMIT :limit;

@@ -27,3 +27,5 @@ CREATE INDEX IF NOT EXISTS heap_events_by_capture_opcode ON heap_events (capture
 CREATE INDEX IF NOT EXISTS processes_by_pid        ON processes (capture_id, pid);
 CREATE INDEX IF NOT EXISTS threads_by_tid          ON threads (capture_id, tid);
 CREATE INDEX IF NOT EXISTS images_by_process       ON images (capture_id, pid, base);
+CREATE INDEX IF NOT EXISTS site_stats_by_capture   ON site_stats (capture_id, site_id);
+CREATE INDEX IF NOT EXISTS capture_labels_by_key   ON capture_labels (key, value);

@@ -17,7 +17,9 @@ SELECT capture_id, file_name, path, size_bytes, fingerprint, os_version, os_buil
        round((coalesce(last_event_ns, start_time_ns) - start_time_ns) / 1e9, 3) AS seconds_traced,
        events_lost, buffers_lost, events_seen, events_decoded, events_skipped, events_bad,
        stacks_matched, moving_reallocs_linked, heap_events_undecoded, status, ingest_finished,
-       heapdb_version
+       heapdb_version,
+       (SELECT group_concat(key || '=' || value, ' ' ORDER BY key) FROM capture_labels l
+        WHERE l.capture_id = captures.capture_id) AS labels   -- 'branch=main build=26100.1234'
 FROM captures;
 
 -- Every ReAlloc with hex addresses, source names, process names and the size change.
@@ -96,3 +98,41 @@ CREATE VIEW images_v AS
 SELECT capture_id, pid, name, printf('0x%x', base) AS base_hex, size, path,
        pdb_guid, pdb_age, pdb_path, base
 FROM images;
+
+-- What each call site did in each heap of each capture, with its names: the view the
+-- cross-capture reports (trend, capture-diff) group. `site` is the call site
+-- (module!function once symbolized, else module+0xRVA); `site_key` the identity of the
+-- whole stack (by function once symbolized, else by module + RVA); `module` the
+-- calling module (what still matches after a rebuild).
+DROP VIEW IF EXISTS site_stats_v;
+CREATE VIEW site_stats_v AS
+SELECT st.capture_id,
+       st.process,
+       st.heap_identity,
+       st.pid,
+       printf('0x%x', st.heap) AS heap_hex,
+       st.site_id,
+       CASE WHEN st.site_id IS NULL THEN 'no stack: heap ' || st.heap_identity
+            ELSE CAST(coalesce(s.function_site_id, s.site_id) AS TEXT) END AS site_key,
+       CASE WHEN st.site_id IS NULL THEN '(no stack) heap ' || st.heap_identity
+            ELSE coalesce(s.call_function, s.call_site) END AS site,
+       CASE WHEN st.site_id IS NULL THEN '(no stack)'
+            ELSE coalesce(s.caller_module, '(outside any image)') END AS module,
+       st.allocs, st.alloc_bytes, st.reallocs, st.moves, st.bytes_copied, st.bytes_grown
+FROM site_stats st
+LEFT JOIN sites s ON s.site_id = st.site_id;
+
+-- Frames of each site, innermost first, as module+0xRVA (or the address).
+DROP VIEW IF EXISTS site_frames_v;
+CREATE VIEW site_frames_v AS
+SELECT site_id, depth,
+       CASE WHEN module IS NOT NULL THEN module || printf('+0x%x', rva)
+            ELSE printf('0x%x', address) END AS frame,
+       module, rva, address
+FROM site_frames;
+
+-- Labels of each capture, one row per label.
+DROP VIEW IF EXISTS capture_labels_v;
+CREATE VIEW capture_labels_v AS
+SELECT l.capture_id, c.file_name, l.key, l.value
+FROM capture_labels l JOIN captures c ON c.capture_id = l.capture_id;

@@ -744,41 +744,63 @@ fn heap_inventory() {
 
 #[test]
 fn capture_diff() {
-    let mut want: BTreeMap<String, [i64; 7]> = BTreeMap::new();
-    for (c, col) in [(0usize, 0usize), (1, 1)] {
-        for r in reallocs(c) {
-            let e = want
-                .entry(format!("stack {}", r.stack.unwrap()))
-                .or_default();
-            e[col] += 1;
-            e[2] += if col == 1 { 1 } else { -1 };
-            e[3 + col] += moved(&r) as i64;
-            e[5 + col] += if r.new != r.old {
-                r.new_size.min(r.old_size) as i64
-            } else {
-                0
-            };
+    // The two nights are runs of one program (same modules and call-site RVAs, other
+    // bases, pids and handles): rows are matched by (process identity, call site), and
+    // the numbers are the manifests' per-site counts.
+    let f = fixture();
+    let mut want: BTreeMap<(String, String), [i64; 7]> = BTreeMap::new();
+    for (col, m) in f.manifests.iter().enumerate() {
+        for p in &m.processes {
+            for site in &p.sites {
+                if site.allocs + site.reallocs == 0 {
+                    continue;
+                }
+                let e = want
+                    .entry((p.identity.clone(), site.call_site.clone()))
+                    .or_default();
+                e[col] += site.reallocs as i64;
+                e[2] += if col == 1 { 1 } else { -1 } * site.reallocs as i64;
+                e[3 + col] += site.moves as i64;
+                e[5 + col] += site.bytes_copied as i64;
+            }
         }
     }
-    let got: BTreeMap<String, [i64; 7]> = query(&["capture-diff", "-p", "limit=100000"])
-        .iter()
-        .map(|g| {
+    let got: BTreeMap<(String, String), [i64; 7]> = query(&[
+        "capture-diff",
+        "-p",
+        "group=call_site",
+        "-p",
+        "limit=100000",
+    ])
+    .iter()
+    .map(|g| {
+        (
             (
+                g["process"].as_str().unwrap().to_string(),
                 g["site"].as_str().unwrap().to_string(),
-                [
-                    "reallocs_a",
-                    "reallocs_b",
-                    "reallocs_change",
-                    "moves_a",
-                    "moves_b",
-                    "bytes_copied_a",
-                    "bytes_copied_b",
-                ]
-                .map(|k| i(&g[k])),
-            )
-        })
-        .collect();
+            ),
+            [
+                "reallocs_a",
+                "reallocs_b",
+                "reallocs_change",
+                "moves_a",
+                "moves_b",
+                "bytes_copied_a",
+                "bytes_copied_b",
+            ]
+            .map(|k| i(&g[k])),
+        )
+    })
+    .collect();
     assert_eq!(got, want);
+    // Every ReAlloc of each night is in some row (independent of the manifests' sites).
+    for (col, key) in [(0usize, "reallocs_a"), (1, "reallocs_b")] {
+        let total: i64 = query(&["capture-diff", "-p", "limit=100000"])
+            .iter()
+            .map(|g| i(&g[key]))
+            .sum();
+        assert_eq!(total, reallocs(col).len() as i64, "{key}");
+    }
     // Explicit a/b give the same rows as the defaults (a = previous, b = latest).
     assert_eq!(
         query(&["capture-diff", "-p", "a=1", "-p", "b=2", "-p", "limit=5"]),
@@ -1111,7 +1133,7 @@ fn reports_and_schema_listings() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 14);
+    assert_eq!(names.len(), 15);
     for want in [
         "top-realloc-sites",
         "move-ratio",
@@ -1127,6 +1149,7 @@ fn reports_and_schema_listings() {
         "capture-diff",
         "address-history",
         "data-quality",
+        "trend",
     ] {
         assert!(names.contains(&want), "{want}");
     }

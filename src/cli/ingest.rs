@@ -37,7 +37,9 @@ restores them later).\n\n\
 Exit codes: 0 all captures ingested (or already there), 1 done but some input was bad, \
 2 usage error, 3 database or I/O failure, 4 interrupted.\n\n\
 Examples:\n  heapdb ingest --db heap.db /captures/\n  heapdb ingest --db heap.db night1.etl night2.etl --jobs 4\n  \
-heapdb ingest --db heap.db session.diagsession"
+heapdb ingest --db heap.db session.diagsession\n  \
+heapdb ingest --db heap.db --label build=26100.1234 --label host=lab-7 nightly/heap.etl\n  \
+heapdb ingest --db heap.db --label-from-path 'drops/(?P<branch>[^/]+)/(?P<build>[0-9.]+)/' /drops/"
 )]
 pub struct IngestArgs {
     /// Database file (created if missing).
@@ -55,13 +57,27 @@ pub struct IngestArgs {
     /// Index strategy for this load.
     #[arg(long, value_enum, default_value = "auto")]
     pub indexes: IndexArg,
+    /// Label the captures stored by this run (repeatable): build=26100.1234,
+    /// host=lab-7, branch=main. Reports select captures by label
+    /// (--param label.build=26100.1234) and `trend` groups by one.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = ingest::labels::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Take labels from each capture's path with the named groups of a regular
+    /// expression (repeatable), e.g. 'drops/(?P<branch>[^/]+)/(?P<build>[0-9.]+)/'.
+    /// --label wins over a label taken from the path.
+    #[arg(long = "label-from-path", value_name = "REGEX")]
+    pub label_from_path: Vec<String>,
 }
 
 pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let fixed: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let labels =
+        ingest::labels::Labels::new(&fixed, &a.label_from_path).map_err(super::exit::UsageError)?;
     let opts = Options {
         inputs: a.paths,
         jobs: a.jobs,
         strict: a.strict,
+        labels,
     };
     let mode = match a.indexes {
         IndexArg::Auto => IndexMode::Auto,

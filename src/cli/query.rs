@@ -32,6 +32,10 @@ database in a read-only directory is opened immutable. Parameters bind to :name 
 SQL; values can be decimal, hex (0x...), text, or all / latest / previous (NULL: no \
 filter, or the report's default capture). SQL files and stdin are limited to 16 MiB of \
 text.\n\n\
+Labels select captures: --param label.build=26100.1234 (repeatable; * and ? make a glob \
+pattern) makes the report, or your SQL, see in `captures` and in every view only the \
+captures with those labels: `latest` is then the latest of them, and trend and \
+capture-diff compare only them.\n\n\
 Output: a table on a terminal, csv otherwise; --format table|csv|tsv|json|jsonl|markdown. \
 Integer columns holding addresses (heap, address, *address, base, leaf) print in hex \
 (--no-hex to keep numbers). Ctrl-C interrupts a long query; --timeout sets a limit.\n\n\
@@ -40,6 +44,8 @@ database error, 4 interrupted or timed out.\n\n\
 Examples:\n  heapdb query --db heap.db top-realloc-sites\n  \
 heapdb query move-ratio --param capture=3 --param pid=4242 --format csv\n  \
 heapdb query address-history --param address=0x1d2f0a40\n  \
+heapdb query trend --param label.branch=main --param by=build\n  \
+heapdb query capture-diff --param group=module\n  \
 heapdb query --sql \"SELECT source, count(*) FROM reallocs_v GROUP BY 1\"\n  \
 echo 'SELECT count(*) FROM captures' | heapdb query -"
 )]
@@ -86,8 +92,23 @@ pub struct SchemaArgs {
 
 pub fn run(a: QueryArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let format = choose(a.format, Format::Csv);
-    let given = a
+    // label.KEY=VALUE select captures; their values stay text (a build number such as
+    // 26100.1234 is not a real).
+    let (label_params, plain): (Vec<&String>, Vec<&String>) = a
         .params
+        .iter()
+        .partition(|p| p.trim_start().trim_start_matches(':').starts_with("label."));
+    let labels: Vec<(String, String)> = label_params
+        .iter()
+        .map(|p| {
+            let p = p.trim_start().trim_start_matches(':');
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| UsageError(format!("--param {p:?}: expected label.KEY=VALUE")))?;
+            Ok((k["label.".len()..].trim().to_string(), v.to_string()))
+        })
+        .collect::<Result<_, UsageError>>()?;
+    let given = plain
         .iter()
         .map(|p| parse_param(p))
         .collect::<Result<Vec<_>, _>>()?;
@@ -113,6 +134,7 @@ pub fn run(a: QueryArgs, quiet: bool) -> anyhow::Result<Outcome> {
             say(format!("{}: {note}", a.db.display()));
         }
     }
+    query::select_captures(&db.conn, &labels)?;
     sandbox::restrict(&db.conn);
     let mut opts = output::Options::new(format);
     opts.hex_addresses = !a.no_hex;

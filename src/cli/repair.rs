@@ -11,7 +11,9 @@ than the database, and rebuilds them at the end. An ingest killed (kill -9, powe
 stopped twice with Ctrl-C or out of disk space during that rebuild leaves the database \
 without some indexes: every capture is still whole, but reports are slow, and `heapdb \
 query` says so. This command builds the missing indexes and checks the database \
-(PRAGMA quick_check). It is safe to run at any time, also while others read.\n\n\
+(PRAGMA quick_check). It also computes the history tables (heaps, sites, site_stats: \
+what trend and capture-diff compare) of captures stored by a heapdb older than schema 2. \
+It is safe to run at any time, also while others read.\n\n\
 Exit codes: 0 the database is whole, 3 it is damaged or could not be repaired, \
 4 interrupted.\n\nExample:\n  heapdb repair --db heap.db"
 )]
@@ -41,6 +43,16 @@ pub fn run(a: RepairArgs, quiet: bool) -> anyhow::Result<Outcome> {
             a.db.display(),
             report.check
         );
+    }
+    if report.histories > 0 {
+        say(format!(
+            "{}: computed the history (heaps, sites, site_stats) of {} capture(s) stored before schema 2",
+            a.db.display(),
+            report.histories
+        ));
+    }
+    if super::cancel().requested() {
+        return Ok(Outcome::Interrupted);
     }
     say(format!(
         "{}: {}; quick_check ok",

@@ -1,6 +1,7 @@
 //! The SQLite database: opening it the way each command needs, applying the versioned
 //! schema in `schema/*.sql`, the secondary indexes, and the sink that stores captures.
 
+pub mod history;
 pub mod prune;
 pub mod sink;
 pub mod sql;
@@ -231,7 +232,7 @@ fn upgrade(conn: &Connection) -> Result<()> {
 
 /// The `CREATE VIEW` statements of `schema/003_views.sql`, one per view, as SQLite
 /// stores them in `sqlite_master.sql`.
-fn view_statements() -> Vec<(String, String)> {
+pub(crate) fn view_statements() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for stmt in VIEWS_SQL.split(';') {
         let code: Vec<&str> = stmt
@@ -277,6 +278,8 @@ pub struct Repaired {
     pub missing_after: Vec<String>,
     /// `PRAGMA quick_check`'s answer ("ok" for a sound database).
     pub check: String,
+    /// Captures stored before schema 2 whose history tables were computed now.
+    pub histories: usize,
 }
 
 /// Builds the missing indexes of a database and checks it.
@@ -299,6 +302,24 @@ pub fn repair(
         .into_iter()
         .filter(|n| !missing_after.contains(n))
         .collect();
+    let mut histories = 0;
+    let todo = history::captures_without_history(&conn)?;
+    for (i, id) in todo.iter().enumerate() {
+        if cancel.requested() {
+            break;
+        }
+        observer.progress(&Progress {
+            phase: Phase::Storing {
+                name: format!("history of capture {id} ({} of {})", i + 1, todo.len()),
+                rows: 0,
+            },
+            bytes_done: i as u64,
+            bytes_total: todo.len() as u64,
+            rows: 0,
+        });
+        history::backfill(&conn, path, *id, ctx)?;
+        histories += 1;
+    }
     let check: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
         .with_context(|| format!("{}: checking", path.display()))?;
@@ -307,6 +328,7 @@ pub fn repair(
         rebuilt,
         missing_after,
         check,
+        histories,
     })
 }
 
@@ -419,7 +441,11 @@ mod tests {
         let p = dir.path().join("t.db");
         let c = open_rw(&p).unwrap();
         assert!(views_current(&c).unwrap(), "a second open writes nothing");
-        assert_eq!(view_statements().len(), 6);
+        assert_eq!(
+            view_statements().len(),
+            9,
+            "six views of events plus site_stats_v, site_frames_v, capture_labels_v"
+        );
         let v: i32 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

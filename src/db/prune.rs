@@ -226,6 +226,11 @@ pub fn prune(
             "DELETE FROM stacks WHERE stack_id NOT IN (SELECT stack_id FROM temp.used_stacks)",
             [],
         )?;
+        // Sites no capture uses any more (their symbols go with them).
+        conn.execute_batch(
+            "DELETE FROM site_frames WHERE site_id NOT IN (SELECT site_id FROM capture_stacks);
+             DELETE FROM sites WHERE site_id NOT IN (SELECT site_id FROM capture_stacks);",
+        )?;
         Ok(n as u64)
     })();
     conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;

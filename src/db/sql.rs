@@ -2,6 +2,7 @@
 //! each INSERT and the values bound to it come from the same line, so a new column
 //! cannot be bound in the wrong position; a test checks each list against `schema/`.
 
+use crate::ingest::identity::{Frame, HeapIdentity, SiteRow, SiteStat};
 use crate::ingest::rows::{OtherRow, ReallocRow};
 use crate::ingest::rundown::{ImageRow, ProcessRow, ThreadRow};
 use crate::ingest::sink::{CaptureEnd, CaptureStart, FileFailure};
@@ -172,6 +173,7 @@ table!(PROCESSES, "processes", (i64, ProcessRow), x => [
     start_ns = x.1.start_ns,
     end_ns = x.1.end_ns,
     seen_as = x.1.seen_as,
+    identity = x.1.identity.as_str(),
 ]);
 
 table!(THREADS, "threads", (i64, ThreadRow), x => [
@@ -196,6 +198,66 @@ table!(IMAGES, "images", (i64, ImageRow), x => [
     pdb_path = x.1.pdb.as_ref().map(|p| p.pdb_path.as_str()),
     load_ns = x.1.load_ns,
     unload_ns = x.1.unload_ns,
+]);
+
+table!(SITES, "sites", SiteRow, s => [
+    site_id = s.site_id,
+    depth = s.frames.len() as i64,
+    call_depth = s.call_depth as i64,
+    call_site = s.call_site.as_str(),
+    caller_module = s.caller_module.as_deref(),
+]);
+
+/// One frame of a site: (site id, depth, frame).
+pub type SiteFrameRow = (i64, usize, Frame);
+
+table!(SITE_FRAMES, "site_frames", SiteFrameRow, f => [
+    site_id = f.0,
+    depth = f.1 as i64,
+    module = match &f.2 { Frame::Module { module, .. } => Some(module.as_str()), Frame::Address(_) => None },
+    rva = match &f.2 { Frame::Module { rva, .. } => Some(sql_u64(*rva)), Frame::Address(_) => None },
+    address = match &f.2 { Frame::Address(a) => Some(sql_u64(*a)), Frame::Module { .. } => None },
+]);
+
+table!(CAPTURE_STACKS, "capture_stacks", (i64, (u32, i64, i64)), x => [
+    capture_id = x.0,
+    pid = x.1 .0,
+    stack_id = x.1 .1,
+    site_id = x.1 .2,
+]);
+
+table!(HEAPS, "heaps", (i64, HeapIdentity), x => [
+    capture_id = x.0,
+    pid = x.1.pid,
+    heap = sql_u64(x.1.heap),
+    process = x.1.process.as_str(),
+    identity = x.1.identity.as_str(),
+    kind = x.1.kind,
+    created_ns = x.1.created_ns,
+    destroyed_ns = x.1.destroyed_ns,
+    create_site_id = x.1.create_site_id,
+    events = sql_u64(x.1.events),
+]);
+
+table!(SITE_STATS, "site_stats", (i64, SiteStat), x => [
+    capture_id = x.0,
+    pid = x.1.pid,
+    heap = sql_u64(x.1.heap),
+    process = x.1.process.as_str(),
+    heap_identity = x.1.heap_identity.as_str(),
+    site_id = x.1.site_id,
+    allocs = sql_u64(x.1.counts.allocs),
+    alloc_bytes = sql_u64(x.1.counts.alloc_bytes),
+    reallocs = sql_u64(x.1.counts.reallocs),
+    moves = sql_u64(x.1.counts.moves),
+    bytes_copied = sql_u64(x.1.counts.bytes_copied),
+    bytes_grown = sql_u64(x.1.counts.bytes_grown),
+]);
+
+table!(CAPTURE_LABELS, "capture_labels", (i64, (String, String)), x => [
+    capture_id = x.0,
+    key = x.1 .0.as_str(),
+    value = x.1 .1.as_str(),
 ]);
 
 table!(
@@ -332,6 +394,12 @@ mod tests {
         check(&conn, &CAPTURE_START, true);
         check(&conn, &CAPTURE_END, false);
         check(&conn, &INGEST_ERRORS, true);
+        check(&conn, &SITES, true);
+        check(&conn, &SITE_FRAMES, true);
+        check(&conn, &CAPTURE_STACKS, true);
+        check(&conn, &HEAPS, true);
+        check(&conn, &SITE_STATS, true);
+        check(&conn, &CAPTURE_LABELS, true);
         conn.prepare(&CAPTURE_END.update_sql()).unwrap();
         for sql in [
             INGEST_ERROR_ONCE,

@@ -3,6 +3,7 @@
 //! same ids), resolves the links between a moving ReAlloc and its internal Alloc/Free,
 //! assembles the rundown tables, and hands whole captures to the sink.
 
+use super::identity::Tally;
 use super::observe::{Level, Note};
 use super::rows::{HeapEventRow, OtherRow, ReallocRow, RundownRow};
 use super::sink::{Begin, CaptureEnd, CaptureStart, Context, EventBatch, FileFailure, Sink};
@@ -46,6 +47,8 @@ struct Current {
     last_ns: Option<i64>,
     first_id: i64,
     next_id: i64,
+    /// What the capture's identities need (see `identity`).
+    tally: Tally,
 }
 
 pub(crate) struct Loader<'s, S: Sink> {
@@ -145,6 +148,7 @@ impl<'s, S: Sink> Loader<'s, S> {
                     last_ns: None,
                     first_id: first_event_id,
                     next_id: first_event_id,
+                    tally: Tally::new(),
                 });
             }
         }
@@ -158,7 +162,9 @@ impl<'s, S: Sink> Loader<'s, S> {
         let cid = cur.capture_id;
         let mut reallocs = Vec::with_capacity(b.rows.len());
         let mut others = Vec::with_capacity(b.rows.len());
+        cur.tally.stacks(&b.stacks);
         for r in b.rows {
+            cur.tally.row(&r);
             let id = cur.next_id;
             cur.next_id += 1;
             cur.pids.insert(r.pid);
@@ -245,7 +251,8 @@ impl<'s, S: Sink> Loader<'s, S> {
                 ),
             ));
         }
-        let rundown = super::rundown::assemble(&cur.rundown, &cur.pids);
+        let mut rundown = super::rundown::assemble(&cur.rundown, &cur.pids);
+        let history = cur.tally.resolve(&mut rundown);
         self.sink.commit(
             &CaptureEnd {
                 capture_id: cur.capture_id,
@@ -256,6 +263,7 @@ impl<'s, S: Sink> Loader<'s, S> {
                 last_event_id: cur.next_id - 1,
                 problems: cur.problems,
                 rundown,
+                history,
                 finished: super::now_rfc3339(),
             },
             self.ctx(),

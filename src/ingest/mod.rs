@@ -14,6 +14,8 @@
 //! stops the run (the capture being stored is rolled back, the sink made whole).
 
 pub mod discover;
+pub mod identity;
+pub mod labels;
 mod load;
 pub mod observe;
 mod produce;
@@ -40,6 +42,8 @@ pub struct Options {
     pub jobs: Option<usize>,
     /// Stop at the first bad file.
     pub strict: bool,
+    /// Labels for the captures stored.
+    pub labels: labels::Labels,
 }
 
 /// What a sink did when the load ended.
@@ -207,6 +211,7 @@ pub fn run<S: Sink>(
                     shared,
                     catalog: catalog.as_ref(),
                     strict: opts.strict,
+                    labels: &opts.labels,
                     bytes_before: before,
                     bytes_total: total_bytes,
                     file: i + 1,

@@ -47,6 +47,7 @@ pub(super) struct Producer<'a> {
     pub shared: &'a Shared<'a>,
     pub catalog: &'a dyn Catalog,
     pub strict: bool,
+    pub labels: &'a super::labels::Labels,
     /// Bytes of the inputs before this one, and of all inputs.
     pub bytes_before: u64,
     pub bytes_total: u64,
@@ -167,6 +168,16 @@ impl Producer<'_> {
             Ok(r) => r,
             Err(e) => return self.fail(fingerprint, Some(e.offset()), e.kind.to_string(), &path),
         };
+        let (labels, missed) = self.labels.for_path(&path);
+        for re in missed {
+            self.shared.note(Note::about(
+                Level::Warning,
+                &path,
+                format!(
+                    "--label-from-path {re:?} does not match this path: no label taken from it"
+                ),
+            ));
+        }
         self.send(Msg::Begin(Box::new(CaptureStart {
             path: path.clone(),
             file_name: name.clone(),
@@ -174,6 +185,7 @@ impl Producer<'_> {
             fingerprint: fingerprint.clone(),
             header,
             started: super::now_rfc3339(),
+            labels,
         })))?;
         if !key_stacks.is_empty() {
             self.send(Msg::Rows(RowBatch {

@@ -19,6 +19,9 @@ pub struct ProcessRow {
     /// 'rundown' (running when the trace started), 'start' (started during it) or
     /// 'heap_events_only' (known only from its heap events).
     pub seen_as: &'static str,
+    /// The same process on another night (see `identity::process_identities`); set
+    /// when the capture ends.
+    pub identity: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

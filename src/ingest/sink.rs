@@ -3,6 +3,7 @@
 //! [`Sink::write`]s, then [`Sink::commit`] or [`Sink::abort`]. A capture is either
 //! entirely stored or not at all, whatever happens to the process.
 
+use super::identity::History;
 use super::observe::Observer;
 use super::rows::{OtherRow, ReallocRow};
 use super::rundown::RundownTables;
@@ -24,6 +25,8 @@ pub struct CaptureStart {
     pub header: LogfileHeader,
     /// When its ingest began (RFC 3339).
     pub started: String,
+    /// `--label KEY=VALUE`s and those taken from its path, sorted by key.
+    pub labels: Vec<(String, String)>,
 }
 
 /// What [`Sink::begin`] decided.
@@ -65,6 +68,8 @@ pub struct CaptureEnd {
     /// Bad records and buffers found.
     pub problems: u64,
     pub rundown: RundownTables,
+    /// Heaps, sites and per-site counts, with identities that hold across captures.
+    pub history: History,
     /// When it was stored (RFC 3339).
     pub finished: String,
 }

@@ -80,6 +80,78 @@ pub fn read_sql(r: impl Read) -> Result<String, QueryError> {
         .map_err(|e| QueryError::Usage(format!("not UTF-8 text ({e}); refused as SQL")))
 }
 
+/// `--param label.KEY=VALUE`: from here on, the statements of `conn` see as `captures`
+/// only the captures that have every one of these labels (a VALUE with `*`, `?` or `[`
+/// is a GLOB pattern), and so do the views (re-created in TEMP over the filtered
+/// table): the canned reports' default capture becomes the latest such capture, and
+/// cross-capture reports compare only those. Returns how many captures are selected;
+/// none is a usage error that lists the values the keys have.
+pub fn select_captures(conn: &Connection, filters: &[(String, String)]) -> Result<i64, QueryError> {
+    if filters.is_empty() {
+        return Ok(-1);
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let mut wheres = Vec::new();
+    for (k, v) in filters {
+        if !crate::ingest::labels::valid_key(k) {
+            return Err(QueryError::Usage(format!(
+                "--param label.{k}: a label key is letters, digits, '_', '-' and '.'"
+            )));
+        }
+        let op = if v.contains(['*', '?', '[']) {
+            "GLOB"
+        } else {
+            "="
+        };
+        wheres.push(format!(
+            "capture_id IN (SELECT capture_id FROM main.capture_labels WHERE key = {} AND value {op} {})",
+            quote(k),
+            quote(v)
+        ));
+    }
+    let sqlite = |e: rusqlite::Error| QueryError::Sql {
+        message: e.to_string(),
+        location: None,
+    };
+    conn.execute_batch(&format!(
+        "CREATE TEMP VIEW captures AS SELECT * FROM main.captures WHERE {};",
+        wheres.join(" AND ")
+    ))
+    .map_err(sqlite)?;
+    for (_, sql) in crate::db::view_statements() {
+        let temp = sql.replacen("CREATE VIEW", "CREATE TEMP VIEW", 1);
+        conn.execute_batch(&temp).map_err(sqlite)?;
+    }
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM temp.captures", [], |r| r.get(0))
+        .map_err(sqlite)?;
+    if n == 0 {
+        let mut known = Vec::new();
+        for (k, _) in filters {
+            let mut st = conn
+                .prepare("SELECT DISTINCT value FROM main.capture_labels WHERE key = ?1 ORDER BY value LIMIT 20")
+                .map_err(sqlite)?;
+            let values: Vec<String> = st
+                .query_map([k], |r| r.get(0))
+                .map_err(sqlite)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sqlite)?;
+            known.push(if values.is_empty() {
+                format!("no capture has a label {k:?}")
+            } else {
+                format!("{k} is one of: {}", values.join(", "))
+            });
+        }
+        let asked: Vec<String> = filters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        return Err(QueryError::Usage(format!(
+            "no capture is labelled {} ({})",
+            asked.join(" and "),
+            known.join("; ")
+        )));
+    }
+    Ok(n)
+}
+
 /// Splits SQL text into statements at top-level semicolons (outside strings, quoted
 /// identifiers and comments), keeping each statement's offset in the text.
 pub fn split_statements(sql: &str) -> Vec<(usize, &str)> {

@@ -12,6 +12,9 @@ pub struct Param {
     /// means NULL to the SQL (which then picks the latest capture, all processes, ...).
     pub default: String,
     pub help: String,
+    /// The values it accepts, when it is a choice (`name = default [a|b|c] : help`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
 }
 
 impl Param {
@@ -44,6 +47,7 @@ const FILES: &[&str] = &[
     include_str!("../../queries/thread-activity.sql"),
     include_str!("../../queries/heap-inventory.sql"),
     include_str!("../../queries/capture-diff.sql"),
+    include_str!("../../queries/trend.sql"),
     include_str!("../../queries/address-history.sql"),
     include_str!("../../queries/data-quality.sql"),
 ];
@@ -75,10 +79,21 @@ pub fn parse(sql: &'static str) -> Result<Report, String> {
             let (name, default) = head
                 .split_once('=')
                 .ok_or_else(|| format!("bad param line: {line}"))?;
+            let (default, choices) = match default.split_once('[') {
+                Some((d, rest)) => {
+                    let list = rest
+                        .trim_end()
+                        .strip_suffix(']')
+                        .ok_or_else(|| format!("bad param line: {line}"))?;
+                    (d, list.split('|').map(|c| c.trim().to_string()).collect())
+                }
+                None => (default, Vec::new()),
+            };
             r.params.push(Param {
                 name: name.trim().to_string(),
                 default: default.trim().to_string(),
                 help: help.trim().to_string(),
+                choices,
             });
         }
     }
@@ -116,7 +131,19 @@ impl Report {
     /// report's), then the defaults of the others. A required parameter that is missing
     /// is a usage error.
     pub fn bind(&self, given: &[(String, Value)]) -> Result<Vec<(String, Value)>, QueryError> {
-        for (k, _) in given {
+        for (k, v) in given {
+            if let Some(p) = self.params.iter().find(|p| &p.name == k) {
+                if !p.choices.is_empty() {
+                    let ok = matches!(v, Value::Text(t) if p.choices.contains(t));
+                    if !ok {
+                        return Err(QueryError::Usage(format!(
+                            "report {}: --param {k} must be one of {}",
+                            self.name,
+                            p.choices.join(", ")
+                        )));
+                    }
+                }
+            }
             if !self.params.iter().any(|p| &p.name == k) {
                 let known: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
                 return Err(QueryError::Usage(format!(
@@ -137,6 +164,10 @@ impl Report {
                     self.name, p.name, p.help
                 )));
             }
+            if !p.choices.is_empty() {
+                out.push((p.name.clone(), Value::Text(p.default.clone())));
+                continue;
+            }
             let v = parse_value(&p.default).map_err(|m| {
                 QueryError::Usage(format!("report {}: default of {}: {m}", self.name, p.name))
             })?;
@@ -153,7 +184,7 @@ mod tests {
     #[test]
     fn every_report_has_a_header_and_its_params_are_used() {
         let all = all();
-        assert_eq!(all.len(), 14);
+        assert_eq!(all.len(), 15);
         for r in &all {
             assert!(!r.question.is_empty(), "{}", r.name);
             for p in &r.params {
@@ -190,6 +221,6 @@ mod tests {
         let mut names: Vec<_> = all.iter().map(|r| r.name.clone()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 15);
     }
 }

@@ -39,7 +39,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                     let base = match (ptr, m) {
                         (8, 0) => 0x7ff6_0000_0000 + (self.rng.below(0xffff) << 16),
                         (8, m) => boot64 + ((m as u64) << 28),
-                        (_, 0) => 0x0040_0000 + (self.rng.below(0x3f) << 16),
+                        (_, 0) => 0x0040_0000 + (self.rng.below(0xff) << 16),
                         (_, m) => boot32 + ((m as u64) << 22),
                     };
                     Image {

@@ -71,9 +71,23 @@ pub fn canonical(db: &std::path::Path) -> Vec<String> {
         "threads",
         "images",
         "ingest_errors",
+        "sites",
+        "site_frames",
+        "capture_stacks",
+        "heaps",
+        "site_stats",
+        "capture_labels",
     ] {
+        let ncols: usize = c
+            .query_row(
+                &format!("SELECT count(*) FROM pragma_table_info('{t}')"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let order: Vec<String> = (1..=ncols).map(|i| i.to_string()).collect();
         let mut st = c
-            .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
+            .prepare(&format!("SELECT * FROM {t} ORDER BY {}", order.join(", ")))
             .unwrap();
         let names: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
         let n = names.len();
