@@ -12,7 +12,10 @@
 --
 -- A row is flagged 'rising' when its values rose at every one of the last min_run (or
 -- more) points, by min_rise in all, and (for the counts: reallocs, moves, allocs) by more
--- than three standard deviations of counting noise (rise² > 9 × (first + last)). A row
+-- than three standard deviations of counting noise (rise² > 9 × (first + last)), and
+-- the last value is more than three standard deviations (of the points before the rise,
+-- when there are two or more) above their mean: a run of rises out of a dip is not a
+-- trend. A row
 -- absent from a capture counts 0 there. `rise_from` is the capture (or label value) where
 -- the rise began; `slope` is the least-squares change per point over the rise. Flagged
 -- rows come first, steepest first. Captures stored before schema 2 take part once
@@ -77,6 +80,15 @@ fit AS (
     FROM runs r JOIN steps s ON s.process = r.process AND s.k = r.k AND s.seq >= r.start_seq
     GROUP BY r.process, r.k
 ),
+pre AS (
+    -- The points before the rise: a rise must end above their level by more than
+    -- three of their standard deviations (a run of rises out of a dip is not a trend).
+    SELECT r.process, r.k, count(*) AS m, avg(s.v) AS mean,
+           (avg(s.v * s.v) - avg(s.v) * avg(s.v)) * count(*) / (count(*) - 1) AS var
+    FROM runs r JOIN steps s ON s.process = r.process AND s.k = r.k AND s.seq < r.start_seq
+    GROUP BY r.process, r.k
+    HAVING count(*) >= 2
+),
 flagged AS (
     SELECT f.*,
            CASE WHEN f.n > 1 THEN (f.n * f.sxy - f.sx * f.sy) / (f.n * f.sxx - f.sx * f.sx) END AS slope,
@@ -84,8 +96,11 @@ flagged AS (
             AND f.v_last > f.v_start
             AND f.v_last >= f.v_start * (1 + :min_rise)
             AND (:metric NOT IN ('reallocs', 'moves', 'allocs')
-                 OR (f.v_last - f.v_start) * (f.v_last - f.v_start) > 9 * (f.v_start + f.v_last))) AS rising
+                 OR (f.v_last - f.v_start) * (f.v_last - f.v_start) > 9 * (f.v_start + f.v_last))
+            AND (pre.m IS NULL
+                 OR (f.v_last > pre.mean AND (f.v_last - pre.mean) * (f.v_last - pre.mean) > 9 * pre.var))) AS rising
     FROM fit f
+    LEFT JOIN pre ON pre.process = f.process AND pre.k = f.k
 )
 SELECT fl.process,
        keys.label AS site,
