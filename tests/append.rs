@@ -5,46 +5,26 @@
 
 mod common;
 
-use common::canonical;
+use common::{canonical, run as heapdb, s, synth};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn heapdb(args: &[&str]) -> std::process::Output {
-    Command::new(common::heapdb_bin())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn nights(dir: &Path, n: &str, events: &str) -> Vec<PathBuf> {
-    let o = heapdb(&[
-        "synth",
-        "--quiet",
-        "--out",
-        s(dir),
-        "--files",
-        n,
-        "--events-per-file",
-        events,
-        "--stacks",
-        "--pointer-size",
-        "mixed",
-        "--seed",
-        "17",
-    ]);
-    assert!(o.status.success());
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "etl"))
-        .collect();
-    v.sort();
-    v
+    synth(
+        dir,
+        &[
+            "--files",
+            n,
+            "--events-per-file",
+            events,
+            "--stacks",
+            "--pointer-size",
+            "mixed",
+            "--seed",
+            "17",
+        ],
+    )
 }
 
 #[test]

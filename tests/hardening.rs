@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::{content_by_fingerprint as content, q, run, s, stderr, stdout, synth};
 use rusqlite::Connection;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,10 +14,6 @@ use std::time::{Duration, Instant};
 
 fn heapdb() -> Command {
     Command::new(common::heapdb_bin())
-}
-
-fn run(args: &[&str]) -> Output {
-    heapdb().args(args).output().unwrap()
 }
 
 /// Waits for `child` at most `secs`; kills it (and returns None) when it takes longer:
@@ -45,40 +42,6 @@ fn run_with_timeout(args: &[&str], secs: u64) -> Option<Output> {
         .spawn()
         .unwrap();
     wait_or_kill(child, secs)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn q(db: &Path, sql: &str) -> i64 {
-    let c = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    c.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
-        .unwrap()
-        .unwrap_or(0)
-}
-
-/// `heapdb synth` into `dir` with extra arguments; returns the capture paths, sorted.
-fn synth(dir: &Path, extra: &[&str]) -> Vec<PathBuf> {
-    let mut args = vec!["synth", "--quiet", "--out", dir.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let o = run(&args);
-    assert_eq!(o.status.code(), Some(0), "synth: {}", stderr(&o));
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "etl"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A small ingested database for the query tests.
@@ -337,41 +300,6 @@ fn table_and_markdown_stream_with_flat_memory() {
 
 // ---------------------------------------------------------------------------------
 // Concurrency and signals
-
-/// Content of every table, ordered by content rather than by id, so two databases
-/// loaded in a different order compare equal.
-fn content(db: &Path) -> Vec<String> {
-    let c = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let mut out = Vec::new();
-    let queries = [
-        "SELECT fingerprint, file_name, size_bytes, events_decoded, status FROM captures",
-        "SELECT c.fingerprint, r.time_ns, r.pid, r.tid, r.heap, r.new_address, r.old_address, r.new_size, r.old_size, r.source, r.stack_id, r.alloc_id IS NULL FROM reallocs r JOIN captures c USING (capture_id)",
-        "SELECT c.fingerprint, e.time_ns, e.pid, e.opcode, e.heap, e.address, e.size, e.realloc_internal FROM heap_events e JOIN captures c USING (capture_id)",
-        "SELECT stack_id, depth, leaf FROM stacks",
-        "SELECT c.fingerprint, p.pid, p.name FROM processes p JOIN captures c USING (capture_id)",
-        "SELECT c.fingerprint, i.pid, i.base, i.name FROM images i JOIN captures c USING (capture_id)",
-    ];
-    for sql in queries {
-        let mut st = c.prepare(sql).unwrap();
-        let n = st.column_count();
-        let mut rows: Vec<String> = st
-            .query_map([], |r| {
-                let mut s = String::new();
-                for i in 0..n {
-                    let v: rusqlite::types::Value = r.get(i)?;
-                    s.push_str(&format!("{v:?}|"));
-                }
-                Ok(s)
-            })
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        rows.sort();
-        out.push(format!("{sql}: {} rows", rows.len()));
-        out.extend(rows);
-    }
-    out
-}
 
 /// Two `heapdb ingest` on one database: the loser exited 3 ("UNIQUE constraint failed").
 #[test]

@@ -5,20 +5,9 @@
 
 mod common;
 
+use common::{run, s};
 use rusqlite::Connection;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(common::heapdb_bin())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn q(c: &Connection, sql: &str) -> i64 {
     c.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
@@ -40,13 +29,7 @@ fn synth(dir: &Path, form: &str, extra: &[&str]) -> serde_json::Value {
         form,
     ];
     args.extend_from_slice(extra);
-    let o = run(&args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::synth(dir, &args[4..]);
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }
 

@@ -4,18 +4,12 @@
 
 mod common;
 
+use common::{run as heapdb, s};
 use rusqlite::Connection;
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn heapdb(args: &[&str]) -> Output {
-    Command::new(common::heapdb_bin())
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::process::Output;
 
 fn ok(o: Output) -> String {
     assert!(
@@ -28,24 +22,14 @@ fn ok(o: Output) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// Writes a batch and returns its captures (sorted) and manifest.
 fn synth(dir: &Path, extra: &[&str]) -> (Vec<PathBuf>, Json) {
-    let mut args = vec!["synth", "--quiet", "--out", s(dir)];
+    let mut args = vec![];
     if !extra.contains(&"--stack-keys") {
         args.push("--stacks");
     }
     args.extend_from_slice(extra);
-    ok(heapdb(&args));
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "etl"))
-        .collect();
-    v.sort();
+    let v = common::synth(dir, &args);
     let m: Json =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     (v, m)

@@ -4,9 +4,10 @@
 
 mod common;
 
+use common::etl_files;
 use heapdb::synth::{generate, Manifest, Options, PointerMode, StackMode};
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn heapdb(args: &[&str]) -> std::process::Output {
@@ -24,16 +25,6 @@ fn q(c: &Connection, sql: &str) -> i64 {
 
 fn synth(dir: &Path, opts: Options) -> Manifest {
     generate(dir, &opts).unwrap()
-}
-
-fn etl_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "etl"))
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -4,93 +4,25 @@
 
 mod common;
 
+use common::{content_by_fingerprint as content, q, run, s, stderr, synth};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(common::heapdb_bin())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn q(db: &Path, sql: &str) -> i64 {
-    Connection::open(db)
-        .unwrap()
-        .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
-        .unwrap()
-        .unwrap_or(0)
-}
-
-/// Every table's rows keyed by capture fingerprint instead of ids, sorted.
-fn content(db: &Path) -> Vec<String> {
-    let c = Connection::open(db).unwrap();
-    let mut out = Vec::new();
-    for sql in [
-        "SELECT fingerprint, file_name, events_decoded, first_event_ns FROM captures",
-        "SELECT c.fingerprint, r.time_ns, r.pid, r.heap, r.new_address, r.old_address, r.new_size, r.old_size, r.stack_id, r.alloc_id IS NULL FROM reallocs r JOIN captures c USING (capture_id)",
-        "SELECT c.fingerprint, e.time_ns, e.opcode, e.address, e.size, e.stack_id FROM heap_events e JOIN captures c USING (capture_id)",
-        "SELECT c.fingerprint, p.pid, p.name, p.seen_as FROM processes p JOIN captures c USING (capture_id)",
-        "SELECT c.fingerprint, t.pid, t.tid FROM threads t JOIN captures c USING (capture_id)",
-        "SELECT c.fingerprint, i.pid, i.base, i.name FROM images i JOIN captures c USING (capture_id)",
-        "SELECT stack_id, depth, leaf FROM stacks",
-        "SELECT stack_id, depth, address FROM stack_frames",
-        "SELECT count(*) FROM reallocs",
-        "SELECT count(*) FROM heap_events",
-    ] {
-        let mut st = c.prepare(sql).unwrap();
-        let n = st.column_count();
-        let mut rows: Vec<String> = st
-            .query_map([], |r| {
-                let mut s = String::new();
-                for i in 0..n {
-                    let v: rusqlite::types::Value = r.get(i)?;
-                    s.push_str(&format!("{v:?}|"));
-                }
-                Ok(s)
-            })
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        rows.sort();
-        out.push(format!("{sql}: {}", rows.len()));
-        out.extend(rows);
-    }
-    out
-}
+use std::process::Command;
 
 fn nights(dir: &Path) -> Vec<PathBuf> {
     // Stacks shared between nights (same seed, same sites) and stacks of one night only.
-    let o = run(&[
-        "synth",
-        "--quiet",
-        "--out",
-        s(dir),
-        "--files",
-        "4",
-        "--events-per-file",
-        "20000",
-        "--stacks",
-        "--seed",
-        "23",
-    ]);
-    assert!(o.status.success());
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "etl"))
-        .collect();
-    v.sort();
-    v
+    synth(
+        dir,
+        &[
+            "--files",
+            "4",
+            "--events-per-file",
+            "20000",
+            "--stacks",
+            "--seed",
+            "23",
+        ],
+    )
 }
 
 fn ingest(db: &Path, files: &[PathBuf]) {

@@ -217,6 +217,11 @@ fn upgrade(conn: &Connection) -> Result<()> {
     } else if version > SCHEMA_VERSION {
         bail!("database written by a newer heapdb (schema {version}, this heapdb knows {SCHEMA_VERSION})");
     } else {
+        // New tables come from 001_tables.sql itself (every statement there is
+        // idempotent), created before the migrations so that these can fill them; a
+        // migration holds only what that cannot do: new columns, dropped or changed
+        // objects, data.
+        conn.execute_batch(TABLES_SQL)?;
         for (i, m) in MIGRATIONS.iter().enumerate() {
             let from = i as i32 + 1;
             if from >= version {
