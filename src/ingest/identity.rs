@@ -20,6 +20,9 @@
 //! row to a [`Tally`] (two hash lookups per row) and [`Tally::resolve`] is a pure
 //! function of the tally and the rundown tables. schema/001_tables.sql documents the
 //! tables; docs/history.md the rules.
+//!
+//! Over 600 lines because the four identities (frames, sites, processes, heaps) come
+//! out of one tally in one pass and their rules read best together; unit tests follow.
 
 use super::rows::HeapEventRow;
 use super::rundown::{ImageRow, ProcessRow, RundownTables};
