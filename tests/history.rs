@@ -552,3 +552,104 @@ fn repair_computes_the_history_of_old_captures_as_ingest_does() {
     let _ = out;
     assert_eq!(common::canonical(&db), before);
 }
+
+/// Labels forgotten at ingest (or wrong) are set afterwards with `heapdb label`, and
+/// reports select and group by them as if they had been given at ingest.
+#[test]
+fn labels_can_be_set_after_ingest() {
+    let d = tempfile::tempdir().unwrap();
+    let (files, _) = synth(
+        &d.path().join("n"),
+        &["--files", "3", "--events-per-file", "3000"],
+    );
+    let db = d.path().join("h.db");
+    let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    ok(ingest(&db, &refs, &[]));
+    let labels = |db: &Path| -> Vec<(i64, String, String)> {
+        let c = Connection::open(db).unwrap();
+        let mut st = c
+            .prepare("SELECT capture_id, key, value FROM capture_labels ORDER BY 1, 2")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    let l = |args: &[&str]| {
+        let mut v = vec!["label", "--db", s(&db)];
+        v.extend_from_slice(args);
+        heapdb(&v)
+    };
+    let out = ok(l(&[
+        "--capture",
+        "1",
+        "--capture",
+        "2",
+        "build=26100.1",
+        "host=lab-7",
+    ]));
+    assert!(
+        out.contains("1\t") && out.contains("build=26100.1 host=lab-7"),
+        "{out}"
+    );
+    let third = files[2].file_name().unwrap().to_str().unwrap().to_string();
+    ok(l(&[
+        "--file",
+        &format!("*{}", &third[third.len() - 12..]),
+        "build=26100.2",
+    ]));
+    ok(l(&["--capture", "2", "--remove", "host", "build=26100.2"]));
+    assert_eq!(
+        labels(&db),
+        vec![
+            (1, "build".into(), "26100.1".into()),
+            (1, "host".into(), "lab-7".into()),
+            (2, "build".into(), "26100.2".into()),
+            (3, "build".into(), "26100.2".into()),
+        ]
+    );
+    // Reports see them: two builds, the second of two captures.
+    let rows = query_json(&db, &["trend", "--param", "by=build", "--param", "limit=1"]);
+    assert_eq!(rows[0]["points"], 2, "{rows:#?}");
+    let rows = query_json(
+        &db,
+        &[
+            "capture-diff",
+            "--param",
+            "label.build=26100.2",
+            "--param",
+            "limit=1",
+        ],
+    );
+    assert_eq!(
+        (rows[0]["capture_a"].as_i64(), rows[0]["capture_b"].as_i64()),
+        (Some(2), Some(3))
+    );
+    // Nothing matched: exit 1, nothing changed; a bad key: exit 2; no database: exit 3,
+    // and none is created.
+    let before = labels(&db);
+    let o = l(&["--capture", "99", "build=x"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no capture matched"));
+    assert_eq!(l(&["--capture", "1", "b d=x"]).status.code(), Some(2));
+    assert_eq!(
+        l(&["--capture", "1", "--remove", "b d"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        l(&["build=x"]).status.code(),
+        Some(2),
+        "--capture or --file is required"
+    );
+    assert_eq!(labels(&db), before);
+    let missing = d.path().join("missing.db");
+    let o = heapdb(&["label", "--db", s(&missing), "--capture", "1", "a=b"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.db"));
+    assert!(!missing.exists());
+}

@@ -6,6 +6,7 @@ mod dump;
 mod exit;
 mod format;
 mod ingest;
+mod label;
 mod progress;
 mod prune;
 mod query;
@@ -61,6 +62,8 @@ pub enum Command {
     Schema(query::SchemaArgs),
     /// Remove whole captures (retention): --before DATE, --keep-last N or --capture ID.
     Prune(prune::PruneArgs),
+    /// Set or remove labels (build=..., host=...) of captures already stored.
+    Label(label::LabelArgs),
     /// Check a database and restore what an interrupted ingest can leave behind
     /// (missing indexes).
     Repair(repair::RepairArgs),
@@ -90,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Reports(args) => query::run_reports(args),
         Command::Schema(args) => query::run_schema(args),
         Command::Prune(args) => prune::run(args, quiet),
+        Command::Label(args) => label::run(args),
         Command::Repair(args) => repair::run(args, quiet),
     };
     ExitCode::from(exit::code(result))

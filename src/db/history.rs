@@ -244,3 +244,89 @@ fn read_images(conn: &Connection, capture_id: i64) -> rusqlite::Result<Vec<Image
         .collect();
     v
 }
+
+/// Which captures `heapdb label` changes.
+#[derive(Debug, Clone)]
+pub enum LabelTarget {
+    /// By capture id.
+    Ids(Vec<i64>),
+    /// By file name (`captures.file_name`), a GLOB pattern (`*`, `?`, `[...]`).
+    Files(Vec<String>),
+}
+
+/// A capture and its labels after [`relabel`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labelled {
+    pub capture_id: i64,
+    pub file_name: String,
+    pub labels: Vec<(String, String)>,
+}
+
+/// Sets (`set`, replacing a label of the same key) and removes (`remove`) labels of the
+/// captures `target` names, in one transaction, and returns them with their labels
+/// afterwards (nothing is changed, and an empty list returned, when no capture matches).
+/// The database must exist.
+pub fn relabel(
+    path: &Path,
+    target: &LabelTarget,
+    set: &[(String, String)],
+    remove: &[String],
+) -> Result<Vec<Labelled>> {
+    if !path.is_file() {
+        anyhow::bail!("{}: no such database", path.display());
+    }
+    let conn = super::open_rw(path)?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .with_context(|| format!("{}: taking the write lock", path.display()))?;
+    let r = (|| -> Result<Vec<Labelled>> {
+        let mut ids: Vec<(i64, String)> = Vec::new();
+        {
+            let (sql, args): (&str, Vec<rusqlite::types::Value>) = match target {
+                LabelTarget::Ids(v) => (
+                    "SELECT capture_id, file_name FROM captures WHERE capture_id = ?1",
+                    v.iter().map(|&i| i.into()).collect(),
+                ),
+                LabelTarget::Files(v) => (
+                    "SELECT capture_id, file_name FROM captures WHERE file_name GLOB ?1",
+                    v.iter().map(|s| s.clone().into()).collect(),
+                ),
+            };
+            let mut st = conn.prepare(sql)?;
+            for a in args {
+                let rows = st.query_map([a], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                for row in rows {
+                    ids.push(row?);
+                }
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let mut out = Vec::new();
+        for (id, file_name) in ids {
+            write_labels(&conn, id, set)?;
+            for k in remove {
+                conn.execute(
+                    "DELETE FROM capture_labels WHERE capture_id = ?1 AND key = ?2",
+                    rusqlite::params![id, k],
+                )?;
+            }
+            let mut st = conn.prepare_cached(
+                "SELECT key, value FROM capture_labels WHERE capture_id = ?1 ORDER BY key",
+            )?;
+            let labels = st
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            out.push(Labelled {
+                capture_id: id,
+                file_name,
+                labels,
+            });
+        }
+        Ok(out)
+    })();
+    match &r {
+        Ok(v) if !v.is_empty() => conn.execute_batch("COMMIT")?,
+        _ => conn.execute_batch("ROLLBACK")?,
+    }
+    r.with_context(|| path.display().to_string())
+}
