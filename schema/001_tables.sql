@@ -243,9 +243,10 @@ CREATE TABLE IF NOT EXISTS ingest_errors (
 -- of those frames (the first 63 bits of BLAKE3 over each frame's module name and RVA,
 -- or its address when it is outside every image), the same in every database, so the
 -- same code gives the same site_id every night of one build. A rebuild moves RVAs:
--- `heapdb symbolize` fills function_site_id (a hash of the frames as module!function)
--- and call_function, and reports group by coalesce(function_site_id, site_id), so the
--- same function matches across builds once symbols exist.
+-- symbolization (still to come: these columns stay NULL until then) will fill
+-- function_site_id (a hash of the frames as module!function) and call_function, and
+-- reports already group by coalesce(function_site_id, site_id), so the same function
+-- will match across builds once symbols exist.
 CREATE TABLE IF NOT EXISTS sites (
     site_id          INTEGER PRIMARY KEY,  -- hash of the (module, RVA) frames (63 bits)
     depth            INTEGER NOT NULL,     -- number of frames
