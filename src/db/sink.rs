@@ -377,11 +377,7 @@ impl Sink for SqliteSink {
     }
 
     fn finish(&mut self, ctx: Context<'_>) -> Result<Finished> {
-        let old: i64 = self.conn.query_row(
-            "SELECT count(*) FROM captures WHERE history IS NULL AND ingest_finished IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )?;
+        let old = super::history::captures_without_history(&self.conn)?.len();
         if old > 0 {
             ctx.observer.note(&crate::ingest::Note::about(
                 crate::ingest::Level::Warning,
