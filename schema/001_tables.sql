@@ -1,4 +1,4 @@
--- heapdb schema, version 2: tables.
+-- heapdb schema, version 3: tables.
 --
 -- One SQLite database holds the heap history of many captures (.etl files). heapdb
 -- applies this file when it creates a database and records the schema version in
@@ -57,7 +57,11 @@ CREATE TABLE IF NOT EXISTS captures (
     status          TEXT NOT NULL,         -- 'complete', or 'complete_with_errors' when some records were bad
     -- Added in schema 2 (columns added by a migration come last, in every database):
     heap_events_undecoded INTEGER,         -- heap-provider events (in any header form) that could not be decoded: > 0 means the numbers are incomplete (see ingest_errors)
-    history         INTEGER                -- 1 when its rows of heaps, sites and site_stats are computed (NULL: stored before schema 2, until `heapdb repair`)
+    history         INTEGER,               -- 1 when its rows of heaps, sites and site_stats are computed (NULL: stored before schema 2, until `heapdb repair`)
+    -- Added in schema 3:
+    first_block_id  INTEGER,               -- ids of this capture's rows in blocks run from first_block_id
+    last_block_id   INTEGER,               -- to last_block_id (NULL: stored before schema 3, until `heapdb repair`)
+    events_out_of_order INTEGER            -- Alloc/ReAlloc/Free events that reached the lifetime pass after a later one (a CPU's buffer held back longer than the reorder window): > 0 means some lifetimes may be wrong (see data-quality)
 );
 
 -- Source values of Alloc/ReAlloc/Free (ntwmi MEMORY_FROM_*).
@@ -319,3 +323,80 @@ CREATE TABLE IF NOT EXISTS capture_labels (
     value      TEXT NOT NULL,              -- e.g. '26100.1234'
     PRIMARY KEY (capture_id, key)
 ) WITHOUT ROWID;
+
+-- ---------------------------------------------------------------------------------
+-- Block lifetimes (schema 3): WPA's heap model, computed while a capture is loaded, in
+-- time order across CPUs. One row per lifetime of a block: from its start (an Alloc, a
+-- ReAlloc that produced it, or its first sighting when it was allocated before the
+-- trace) to its end (a Free, the ReAlloc that moved or resized it, its heap's Destroy,
+-- its process's exit, a lost Free, or the end of the trace). A moving ReAlloc logged
+-- with its internal Alloc and Free is one transition (the internal pair plays no part).
+-- docs/lifetimes.md gives the rules and how WPA's AIFI/AIFO/AOFI/AOFO classes map.
+-- ---------------------------------------------------------------------------------
+
+-- One row per block lifetime. A capture's rows are the id range
+-- captures.first_block_id..last_block_id (reports scan that range).
+CREATE TABLE IF NOT EXISTS blocks (
+    block_id       INTEGER PRIMARY KEY,    -- lifetime id (ids are given when a lifetime ends; live_at_end ones last)
+    capture_id     INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture
+    pid            INTEGER NOT NULL,       -- process id
+    heap           INTEGER NOT NULL,       -- heap handle
+    address        INTEGER NOT NULL,       -- the block's address
+    size           INTEGER,                -- bytes requested; NULL when unknown (a block first seen being freed: a Free carries no size)
+    source         INTEGER,                -- Source of the event that started it (see sources); for a block first seen being freed, the Free's; NULL when unknown
+    pointer_size   INTEGER NOT NULL,       -- 4 or 8: pointer width of its process's records
+    start_kind     TEXT NOT NULL,          -- 'alloc', 'realloc' (produced by a ReAlloc), 'before_trace' (first seen being freed or reallocated at an address not used before in the capture: allocated before the trace), 'lost_alloc' (first seen being freed or reallocated at an address used and freed before: its Alloc was lost, or a double free)
+    start_ns       INTEGER,                -- when it started (UTC ns); NULL for before_trace and lost_alloc
+    start_event_id INTEGER,                -- the Alloc (heap_events.id) or ReAlloc (reallocs.id) that started it; NULL when unseen
+    start_stack_id INTEGER,                -- stacks.stack_id of that event: who allocated it
+    end_kind       TEXT NOT NULL,          -- 'free', 'realloc_moved' (copied to a new block: the next of its chain), 'realloc_in_place' (resized where it is: the next block has the same address), 'heap_destroyed', 'process_exited', 'lost_free' (a new block started at its address while it was live: its Free was lost), 'live_at_end'
+    end_ns         INTEGER,                -- when it ended (UTC ns): the Free, ReAlloc or Destroy; the process's end for process_exited; the next block's start for lost_free (an upper bound); NULL for live_at_end
+    end_event_id   INTEGER,                -- the event that ended it (heap_events.id or reallocs.id); NULL for process_exited and live_at_end
+    end_stack_id   INTEGER,                -- stacks.stack_id of that event, when collected
+    prev_block_id  INTEGER,                -- the block it was reallocated from (NULL: the first of its chain)
+    chain_id       INTEGER NOT NULL,       -- block_id of the first block of its realloc chain (its own id when it was never reallocated into): a buffer grown 40 times is 41 rows of one chain_id
+    chain_index    INTEGER NOT NULL        -- its position in the chain: 0 for the first, n for the block the n-th ReAlloc produced
+);
+
+-- Lifetimes of each capture counted by process, heap and kind: what `data-quality`,
+-- `heap-inventory` and summaries read instead of scanning blocks.
+CREATE TABLE IF NOT EXISTS block_counts (
+    capture_id INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture
+    pid        INTEGER NOT NULL,           -- process id
+    heap       INTEGER NOT NULL,           -- heap handle
+    start_kind TEXT NOT NULL,              -- blocks.start_kind
+    end_kind   TEXT NOT NULL,              -- blocks.end_kind
+    blocks     INTEGER NOT NULL,           -- lifetimes of that kind
+    bytes      INTEGER NOT NULL,           -- sum of their known sizes
+    PRIMARY KEY (capture_id, pid, heap, start_kind, end_kind)
+) WITHOUT ROWID;
+
+-- Outstanding bytes of each process of each capture: the bytes of its blocks that
+-- started in the trace (start_kind 'alloc' or 'realloc') and were still live, after
+-- every event, in time order. Blocks from before the trace have no known start and
+-- are not counted (as in WPA's outstanding-size graph).
+CREATE TABLE IF NOT EXISTS process_usage (
+    capture_id    INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture
+    pid           INTEGER NOT NULL,        -- process id
+    peak_bytes    INTEGER NOT NULL,        -- highest outstanding bytes
+    peak_blocks   INTEGER NOT NULL,        -- outstanding blocks at that moment
+    peak_ns       INTEGER,                 -- when the peak was first reached (UTC ns)
+    peak_event_id INTEGER,                 -- the event that reached it
+    end_bytes     INTEGER NOT NULL,        -- outstanding bytes when the trace ended (0 when the process exited)
+    end_blocks    INTEGER NOT NULL,        -- outstanding blocks when the trace ended
+    PRIMARY KEY (capture_id, pid)
+) WITHOUT ROWID;
+
+-- Heap events of each capture counted by process, heap, kind and source: what the
+-- per-heap and per-source summaries read instead of scanning the event tables.
+-- (Source is NULL for kinds without one; a NULL in a key column is still one row.)
+CREATE TABLE IF NOT EXISTS heap_event_counts (
+    capture_id       INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture
+    pid              INTEGER NOT NULL,     -- process id
+    heap             INTEGER NOT NULL,     -- heap handle (0 for AffinitySlotAssigned, which has none)
+    opcode           INTEGER NOT NULL,     -- heap_opcodes.opcode
+    source           INTEGER,              -- Source of Alloc/ReAlloc/Free; NULL for other kinds
+    realloc_internal INTEGER NOT NULL,     -- 1: Allocs/Frees logged inside a moving ReAlloc (heap_events.realloc_internal)
+    events           INTEGER NOT NULL,     -- how many
+    bytes            INTEGER NOT NULL      -- sum of their size column (Alloc size, ReAlloc new size, ...; 0 where none)
+);

@@ -29,3 +29,6 @@ CREATE INDEX IF NOT EXISTS threads_by_tid          ON threads (capture_id, tid);
 CREATE INDEX IF NOT EXISTS images_by_process       ON images (capture_id, pid, base);
 CREATE INDEX IF NOT EXISTS site_stats_by_capture   ON site_stats (capture_id, site_id);
 CREATE INDEX IF NOT EXISTS capture_labels_by_key   ON capture_labels (key, value);
+CREATE INDEX IF NOT EXISTS blocks_by_address       ON blocks (capture_id, address);
+CREATE INDEX IF NOT EXISTS blocks_by_chain         ON blocks (chain_id, chain_index);
+CREATE INDEX IF NOT EXISTS heap_event_counts_by_capture ON heap_event_counts (capture_id, pid, heap);

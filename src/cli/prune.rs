@@ -98,12 +98,13 @@ pub fn run(a: PruneArgs, quiet: bool) -> anyhow::Result<Outcome> {
         .map(|c| format!("{} ({})", c.capture_id, c.file_name))
         .collect();
     say(format!(
-        "{}: removed {} capture(s): {}; {} reallocs, {} other heap events, {} other rows, {} stacks no longer used; the file shrank by {:.1} MB{}",
+        "{}: removed {} capture(s): {}; {} reallocs, {} other heap events, {} block lifetimes, {} other rows, {} stacks no longer used; the file shrank by {:.1} MB{}",
         a.db.display(),
         r.captures.len(),
         names.join(", "),
         r.reallocs,
         r.heap_events,
+        r.blocks,
         r.other_rows,
         r.stacks,
         r.bytes_freed as f64 / 1e6,

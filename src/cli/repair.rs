@@ -51,6 +51,13 @@ pub fn run(a: RepairArgs, quiet: bool) -> anyhow::Result<Outcome> {
             report.histories
         ));
     }
+    if report.lifetimes > 0 {
+        say(format!(
+            "{}: computed the block lifetimes (blocks, block_counts, process_usage, heap_event_counts) of {} capture(s) stored before schema 3",
+            a.db.display(),
+            report.lifetimes
+        ));
+    }
     if super::cancel().requested() {
         return Ok(Outcome::Interrupted);
     }

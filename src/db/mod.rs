@@ -2,6 +2,7 @@
 //! schema in `schema/*.sql`, the secondary indexes, and the sink that stores captures.
 
 pub mod history;
+pub mod lifetimes;
 pub mod prune;
 pub mod sink;
 pub mod sql;
@@ -14,10 +15,13 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Version of the schema this heapdb writes (PRAGMA user_version).
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Upgrades from each older version: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
-pub const MIGRATIONS: &[&str] = &[include_str!("../../schema/migrations/002.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema/migrations/002.sql"),
+    include_str!("../../schema/migrations/003.sql"),
+];
 
 pub const TABLES_SQL: &str = include_str!("../../schema/001_tables.sql");
 pub const INDEXES_SQL: &str = include_str!("../../schema/002_indexes.sql");
@@ -285,6 +289,8 @@ pub struct Repaired {
     pub check: String,
     /// Captures stored before schema 2 whose history tables were computed now.
     pub histories: usize,
+    /// Captures stored before schema 3 whose block lifetimes were computed now.
+    pub lifetimes: usize,
 }
 
 /// Builds the missing indexes of a database and checks it.
@@ -325,6 +331,28 @@ pub fn repair(
         history::backfill(&conn, path, *id, ctx)?;
         histories += 1;
     }
+    let mut lifetimes = 0;
+    let todo = lifetimes::captures_without_lifetimes(&conn)?;
+    for (i, id) in todo.iter().enumerate() {
+        if cancel.requested() {
+            break;
+        }
+        observer.progress(&Progress {
+            phase: Phase::Storing {
+                name: format!(
+                    "block lifetimes of capture {id} ({} of {})",
+                    i + 1,
+                    todo.len()
+                ),
+                rows: 0,
+            },
+            bytes_done: i as u64,
+            bytes_total: todo.len() as u64,
+            rows: 0,
+        });
+        lifetimes::backfill(&conn, path, *id, ctx)?;
+        lifetimes += 1;
+    }
     let check: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
         .with_context(|| format!("{}: checking", path.display()))?;
@@ -334,6 +362,7 @@ pub fn repair(
         missing_after,
         check,
         histories,
+        lifetimes,
     })
 }
 

@@ -46,6 +46,8 @@ pub struct PruneReport {
     pub captures: Vec<Pruned>,
     pub reallocs: u64,
     pub heap_events: u64,
+    /// Rows of `blocks` (lifetimes).
+    pub blocks: u64,
     pub other_rows: u64,
     pub stacks: u64,
     /// Bytes the database file shrank by.
@@ -70,8 +72,13 @@ fn capture_tables(conn: &Connection) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// The event tables, deleted in chunks by id range.
-const BIG: [&str; 2] = ["reallocs", "heap_events"];
+/// The big tables, deleted in chunks by id range: (table, id column, the captures
+/// columns holding the capture's first and last id).
+const BIG: [(&str, &str, &str, &str); 3] = [
+    ("reallocs", "id", "first_event_id", "last_event_id"),
+    ("heap_events", "id", "first_event_id", "last_event_id"),
+    ("blocks", "block_id", "first_block_id", "last_block_id"),
+];
 
 fn select(conn: &Connection, sel: &Selection) -> Result<(Vec<Pruned>, Option<String>)> {
     let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Pruned> {
@@ -162,16 +169,23 @@ pub fn prune(
     };
     let tables = capture_tables(&conn)?;
     for c in &captures {
-        let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
-            "SELECT first_event_id, last_event_id FROM captures WHERE capture_id = ?1",
-            [c.capture_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let mut ranges = Vec::new();
+        for (_, _, first, last) in BIG {
+            let r: (Option<i64>, Option<i64>) = conn.query_row(
+                &format!("SELECT {first}, {last} FROM captures WHERE capture_id = ?1"),
+                [c.capture_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            ranges.push(r);
+        }
         // 1. Gone for readers, with its small rows, in one short transaction.
         lock(&conn, path, ctx)?;
         let r = (|| -> Result<u64> {
             let mut n = 0;
-            for t in tables.iter().filter(|t| !BIG.contains(&t.as_str())) {
+            for t in tables
+                .iter()
+                .filter(|t| !BIG.iter().any(|b| b.0 == t.as_str()))
+            {
                 n += conn.execute(
                     &format!("DELETE FROM {t} WHERE capture_id = ?1"),
                     [c.capture_id],
@@ -183,14 +197,14 @@ pub fn prune(
         conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
         report.other_rows += r?;
         report.captures.push(c.clone());
-        // 2. Its events, in chunks.
-        if let (Some(lo), Some(hi)) = (lo, hi) {
-            for (i, t) in BIG.iter().enumerate() {
-                let n = delete_range(&conn, path, ctx, t, c.capture_id, lo, hi)?;
-                if i == 0 {
-                    report.reallocs += n;
-                } else {
-                    report.heap_events += n;
+        // 2. Its events and lifetimes, in chunks.
+        for (i, (table, id, _, _)) in BIG.iter().enumerate() {
+            if let (Some(lo), Some(hi)) = ranges[i] {
+                let n = delete_range(&conn, path, ctx, (table, id), c.capture_id, lo, hi)?;
+                match i {
+                    0 => report.reallocs += n,
+                    1 => report.heap_events += n,
+                    _ => report.blocks += n,
                 }
             }
         }
@@ -208,8 +222,9 @@ pub fn prune(
     }
     // 3. Rows of captures that are gone (an earlier prune that was killed), and stacks
     //    no event uses any more.
-    report.reallocs += sweep(&conn, path, ctx, "reallocs")?;
-    report.heap_events += sweep(&conn, path, ctx, "heap_events")?;
+    report.reallocs += sweep(&conn, path, ctx, ("reallocs", "id"))?;
+    report.heap_events += sweep(&conn, path, ctx, ("heap_events", "id"))?;
+    report.blocks += sweep(&conn, path, ctx, ("blocks", "block_id"))?;
     lock(&conn, path, ctx)?;
     let r = (|| -> Result<u64> {
         conn.execute_batch(
@@ -266,7 +281,7 @@ fn delete_range(
     conn: &Connection,
     path: &Path,
     ctx: Context<'_>,
-    table: &str,
+    (table, id): (&str, &str),
     capture: i64,
     lo: i64,
     hi: i64,
@@ -277,7 +292,7 @@ fn delete_range(
         let to = (from + CHUNK_ROWS - 1).min(hi);
         lock(conn, path, ctx)?;
         let r = conn.execute(
-            &format!("DELETE FROM {table} WHERE id BETWEEN ?1 AND ?2 AND capture_id = ?3"),
+            &format!("DELETE FROM {table} WHERE {id} BETWEEN ?1 AND ?2 AND capture_id = ?3"),
             [from, to, capture],
         );
         conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
@@ -290,7 +305,12 @@ fn delete_range(
 /// Deletes rows whose capture no longer exists (a prune killed before it finished), in
 /// chunks. The captures that are gone are the gaps in the capture ids; each is looked up
 /// through the capture-led indexes, so the sweep costs a few index seeks, not a scan.
-fn sweep(conn: &Connection, path: &Path, ctx: Context<'_>, table: &str) -> Result<u64> {
+fn sweep(
+    conn: &Connection,
+    path: &Path,
+    ctx: Context<'_>,
+    (table, id): (&str, &str),
+) -> Result<u64> {
     let top: Option<i64> =
         conn.query_row(&format!("SELECT max(capture_id) FROM {table}"), [], |r| {
             r.get(0)
@@ -309,14 +329,14 @@ fn sweep(conn: &Connection, path: &Path, ctx: Context<'_>, table: &str) -> Resul
         v
     };
     let mut n = 0u64;
-    for id in gone {
+    for capture in gone {
         loop {
             lock(conn, path, ctx)?;
             let r = conn.execute(
                 &format!(
-                    "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE capture_id = ?1 LIMIT {CHUNK_ROWS})"
+                    "DELETE FROM {table} WHERE {id} IN (SELECT {id} FROM {table} WHERE capture_id = ?1 LIMIT {CHUNK_ROWS})"
                 ),
-                [id],
+                [capture],
             );
             conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
             let k = r? as u64;

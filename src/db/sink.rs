@@ -76,7 +76,7 @@ pub fn lock(conn: &Connection, db: &Path, ctx: Context<'_>) -> Result<()> {
 }
 
 /// Inserts rows `ROWS_PER_INSERT` per statement (the remainder one by one).
-fn insert<R>(conn: &Connection, t: &Table<R>, rows: &[R]) -> rusqlite::Result<()> {
+pub(crate) fn insert<R>(conn: &Connection, t: &Table<R>, rows: &[R]) -> rusqlite::Result<()> {
     insert_into(conn, t, t.name, rows)
 }
 
@@ -175,9 +175,11 @@ impl SqliteSink {
                 &sql::HEAP_EVENTS.staging(),
                 b.others,
             )?;
+            insert_into(&self.conn, &sql::BLOCKS, &sql::BLOCKS.staging(), b.blocks)?;
         } else {
             insert(&self.conn, &sql::REALLOCS, b.reallocs)?;
             insert(&self.conn, &sql::HEAP_EVENTS, b.others)?;
+            insert(&self.conn, &sql::BLOCKS, b.blocks)?;
         }
         if !b.stacks.is_empty() {
             let mut ins_s = self.conn.prepare_cached(&format!(
@@ -224,13 +226,44 @@ impl SqliteSink {
     fn commit_capture(&mut self, e: &CaptureEnd) -> Result<()> {
         let cid = e.capture_id;
         if self.staged {
+            insert_into(
+                &self.conn,
+                &sql::BLOCKS,
+                &sql::BLOCKS.staging(),
+                &e.last_blocks,
+            )?;
             // In id order: the table's own b-tree then only appends. (Ordering by an
             // index's key instead measured slower: the table inserts turn random.)
             self.conn
                 .execute_batch(&sql::REALLOCS.flush_staging_sql("id"))?;
             self.conn
                 .execute_batch(&sql::HEAP_EVENTS.flush_staging_sql("id"))?;
+            self.conn
+                .execute_batch(&sql::BLOCKS.flush_staging_sql("block_id"))?;
+        } else {
+            insert(&self.conn, &sql::BLOCKS, &e.last_blocks)?;
         }
+        let counts: Vec<sql::BlockCountRow> = e
+            .lifetimes
+            .counts
+            .iter()
+            .map(|(k, c)| (cid, *k, *c))
+            .collect();
+        insert(&self.conn, &sql::BLOCK_COUNTS, &counts)?;
+        let usage: Vec<sql::UsageRow> = e
+            .lifetimes
+            .usage
+            .iter()
+            .map(|(pid, u)| (cid, *pid, *u))
+            .collect();
+        insert(&self.conn, &sql::PROCESS_USAGE, &usage)?;
+        let events: Vec<sql::EventCountRow> = e
+            .lifetimes
+            .events
+            .iter()
+            .map(|(k, c)| (cid, *k, *c))
+            .collect();
+        insert(&self.conn, &sql::HEAP_EVENT_COUNTS, &events)?;
         let t = &e.rundown;
         let procs: Vec<_> = t.processes.iter().map(|p| (cid, p.clone())).collect();
         insert(&self.conn, &sql::PROCESSES, &procs)?;
@@ -292,9 +325,10 @@ impl Sink for SqliteSink {
             super::build_indexes(&self.conn, &self.path, ctx)?;
             self.staged = true;
             self.conn.execute_batch(&format!(
-                "{}; {};",
+                "{}; {}; {};",
                 sql::REALLOCS.create_staging_sql(),
-                sql::HEAP_EVENTS.create_staging_sql()
+                sql::HEAP_EVENTS.create_staging_sql(),
+                sql::BLOCKS.create_staging_sql()
             ))?;
         }
         Ok(())
@@ -315,6 +349,7 @@ impl Sink for SqliteSink {
             return Ok(Begin::Duplicate { capture_id, path });
         }
         let first_event_id: i64 = self.conn.query_row(sql::NEXT_EVENT_ID, [], |r| r.get(0))?;
+        let first_block_id: i64 = self.conn.query_row(sql::NEXT_BLOCK_ID, [], |r| r.get(0))?;
         {
             let mut st = self
                 .conn
@@ -329,6 +364,7 @@ impl Sink for SqliteSink {
         Ok(Begin::New {
             capture_id,
             first_event_id,
+            first_block_id,
         })
     }
 
@@ -383,6 +419,14 @@ impl Sink for SqliteSink {
                 crate::ingest::Level::Warning,
                 &self.named(),
                 format!("{old} capture(s) stored by an older heapdb have no history yet (trend and capture-diff skip them): `heapdb repair --db {}` computes it", self.named()),
+            ));
+        }
+        let old = super::lifetimes::captures_without_lifetimes(&self.conn)?.len();
+        if old > 0 {
+            ctx.observer.note(&crate::ingest::Note::about(
+                crate::ingest::Level::Warning,
+                &self.named(),
+                format!("{old} capture(s) stored by an older heapdb have no block lifetimes yet (the lifetime reports skip them): `heapdb repair --db {}` computes them", self.named()),
             ));
         }
         let t = Instant::now();

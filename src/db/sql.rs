@@ -3,6 +3,7 @@
 //! cannot be bound in the wrong position; a test checks each list against `schema/`.
 
 use crate::ingest::identity::{Frame, HeapIdentity, SiteRow, SiteStat};
+use crate::ingest::lifetimes::{BlockRow, EndKind, EventKey, KindCount, StartKind, Usage};
 use crate::ingest::rows::{OtherRow, ReallocRow};
 use crate::ingest::rundown::{ImageRow, ProcessRow, ThreadRow};
 use crate::ingest::sink::{CaptureEnd, CaptureStart, FileFailure};
@@ -302,8 +303,74 @@ table!(
     heap_events_undecoded = sql_u64(e.stats.heap_undecoded),
     first_event_id = e.first_event_id,
     last_event_id = e.last_event_id,
+    first_block_id = e.lifetimes.first_block_id,
+    last_block_id = e.lifetimes.next_block_id - 1,
+    events_out_of_order = sql_u64(e.lifetimes.stats.out_of_order),
     ingest_finished = e.finished.as_str(),
     status = if e.problems > 0 { "complete_with_errors" } else { "complete" },
+]);
+
+table!(BLOCKS, "blocks", BlockRow, b => [
+    block_id = b.block_id,
+    capture_id = b.capture_id,
+    pid = b.pid,
+    heap = sql_u64(b.heap),
+    address = sql_u64(b.address),
+    size = b.size.map(sql_u64),
+    source = b.source,
+    pointer_size = b.pointer_size,
+    start_kind = b.start_kind.name(),
+    start_ns = b.start_ns,
+    start_event_id = b.start_event_id,
+    start_stack_id = b.start_stack_id,
+    end_kind = b.end_kind.name(),
+    end_ns = b.end_ns,
+    end_event_id = b.end_event_id,
+    end_stack_id = b.end_stack_id,
+    prev_block_id = b.prev_block_id,
+    chain_id = b.chain_id,
+    chain_index = b.chain_index,
+]);
+
+/// A row of `block_counts`: (capture, (pid, heap, start kind, end kind), count).
+pub type BlockCountRow = (i64, (u32, u64, StartKind, EndKind), KindCount);
+
+table!(BLOCK_COUNTS, "block_counts", BlockCountRow, x => [
+    capture_id = x.0,
+    pid = x.1 .0,
+    heap = sql_u64(x.1 .1),
+    start_kind = x.1 .2.name(),
+    end_kind = x.1 .3.name(),
+    blocks = sql_u64(x.2.blocks),
+    bytes = sql_u64(x.2.bytes),
+]);
+
+/// A row of `heap_event_counts`: (capture, key, count).
+pub type EventCountRow = (i64, EventKey, KindCount);
+
+table!(HEAP_EVENT_COUNTS, "heap_event_counts", EventCountRow, x => [
+    capture_id = x.0,
+    pid = x.1 .0,
+    heap = sql_u64(x.1 .1),
+    opcode = x.1 .2,
+    source = x.1 .3,
+    realloc_internal = x.1 .4 as i32,
+    events = sql_u64(x.2.blocks),
+    bytes = sql_u64(x.2.bytes),
+]);
+
+/// A row of `process_usage`: (capture, pid, usage).
+pub type UsageRow = (i64, u32, Usage);
+
+table!(PROCESS_USAGE, "process_usage", UsageRow, x => [
+    capture_id = x.0,
+    pid = x.1,
+    peak_bytes = sql_u64(x.2.peak_bytes),
+    peak_blocks = sql_u64(x.2.peak_blocks),
+    peak_ns = x.2.peak_ns,
+    peak_event_id = x.2.peak_event_id,
+    end_bytes = sql_u64(x.2.end_bytes),
+    end_blocks = sql_u64(x.2.end_blocks),
 ]);
 
 /// An ingest error: the failure, and the capture it belongs to (None when the whole
@@ -331,6 +398,9 @@ pub const FIND_CAPTURE: &str = "SELECT capture_id, path FROM captures WHERE fing
 
 /// The next event id: ids of reallocs and heap_events share one sequence.
 pub const NEXT_EVENT_ID: &str = "SELECT max(coalesce((SELECT max(id) FROM reallocs), 0), coalesce((SELECT max(id) FROM heap_events), 0)) + 1";
+
+/// The next block id.
+pub const NEXT_BLOCK_ID: &str = "SELECT coalesce(max(block_id), 0) + 1 FROM blocks";
 
 /// Heap events already stored (an estimate from the id ranges, which is exact unless
 /// captures were removed).
@@ -400,11 +470,16 @@ mod tests {
         check(&conn, &HEAPS, true);
         check(&conn, &SITE_STATS, true);
         check(&conn, &CAPTURE_LABELS, true);
+        check(&conn, &BLOCKS, true);
+        check(&conn, &BLOCK_COUNTS, true);
+        check(&conn, &PROCESS_USAGE, true);
+        check(&conn, &HEAP_EVENT_COUNTS, true);
         conn.prepare(&CAPTURE_END.update_sql()).unwrap();
         for sql in [
             INGEST_ERROR_ONCE,
             FIND_CAPTURE,
             NEXT_EVENT_ID,
+            NEXT_BLOCK_ID,
             EVENTS_STORED,
         ] {
             conn.prepare(sql).unwrap();

@@ -28,7 +28,6 @@ use super::rows::HeapEventRow;
 use super::rundown::{ImageRow, ProcessRow, RundownTables};
 use crate::heap::record::op;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// Modules whose frames are the heap's and the runtime's, not the caller's: a site's
 /// call site is the first frame in none of them. Matched on the lowercase file name;
@@ -60,37 +59,7 @@ pub fn is_heap_module(name: &str) -> bool {
 /// Kernel-space addresses of a 64-bit machine.
 const KERNEL_SPACE: u64 = 0xffff_8000_0000_0000;
 
-/// A fast hasher for the per-row tallies (keys are small integers).
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(b as u64);
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(i as u64);
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(i as u64);
-    }
-    fn write_i64(&mut self, i: i64) {
-        self.write_u64(i as u64);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+use super::fx::FxMap;
 
 /// What the allocations and reallocations of one stack did in one heap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 //! assembles the rundown tables, and hands whole captures to the sink.
 
 use super::identity::Tally;
+use super::lifetimes::Tracker;
+use super::rundown::RundownTables;
 use super::observe::{Level, Note};
 use super::rows::{HeapEventRow, OtherRow, ReallocRow, RundownRow};
 use super::sink::{Begin, CaptureEnd, CaptureStart, Context, EventBatch, FileFailure, Sink};
@@ -49,6 +51,8 @@ struct Current {
     next_id: i64,
     /// What the capture's identities need (see `identity`).
     tally: Tally,
+    /// Its block lifetimes (see `lifetimes`).
+    tracker: Tracker,
 }
 
 pub(crate) struct Loader<'s, S: Sink> {
@@ -122,6 +126,7 @@ impl<'s, S: Sink> Loader<'s, S> {
     }
 
     fn begin(&mut self, s: CaptureStart) -> Result<()> {
+        let cpus = s.header.cpu_count;
         self.skipping = true;
         if self.shared.stopped() {
             // --strict saw a bad file: nothing after it is stored.
@@ -134,6 +139,7 @@ impl<'s, S: Sink> Loader<'s, S> {
             Begin::New {
                 capture_id,
                 first_event_id,
+                first_block_id,
             } => {
                 self.skipping = false;
                 self.current = Some(Current {
@@ -149,6 +155,7 @@ impl<'s, S: Sink> Loader<'s, S> {
                     first_id: first_event_id,
                     next_id: first_event_id,
                     tally: Tally::new(),
+                    tracker: Tracker::new(capture_id, first_block_id, cpus),
                 });
             }
         }
@@ -166,6 +173,7 @@ impl<'s, S: Sink> Loader<'s, S> {
         for r in b.rows {
             cur.tally.row(&r);
             let id = cur.next_id;
+            cur.tracker.row(&r, id);
             cur.next_id += 1;
             cur.pids.insert(r.pid);
             cur.first_ns = Some(cur.first_ns.map_or(r.time_ns, |f| f.min(r.time_ns)));
@@ -198,10 +206,12 @@ impl<'s, S: Sink> Loader<'s, S> {
                 });
             }
         }
+        let blocks = cur.tracker.take();
         self.sink.write(&EventBatch {
             capture_id: cid,
             reallocs: &reallocs,
             others: &others,
+            blocks: &blocks,
             stacks: &b.stacks,
             problems: &b.problems,
             path: &cur.path,
@@ -253,6 +263,7 @@ impl<'s, S: Sink> Loader<'s, S> {
         }
         let mut rundown = super::rundown::assemble(&cur.rundown, &cur.pids);
         let history = cur.tally.resolve(&mut rundown);
+        let (last_blocks, lifetimes) = cur.tracker.finish(|pid| process_end(&rundown, pid));
         self.sink.commit(
             &CaptureEnd {
                 capture_id: cur.capture_id,
@@ -264,6 +275,8 @@ impl<'s, S: Sink> Loader<'s, S> {
                 problems: cur.problems,
                 rundown,
                 history,
+                last_blocks,
+                lifetimes,
                 finished: super::now_rfc3339(),
             },
             self.ctx(),
@@ -286,4 +299,15 @@ impl<'s, S: Sink> Loader<'s, S> {
         }
         Ok(())
     }
+}
+
+/// When process `pid` ended during the capture, if it did (the last of its rows: a pid
+/// reused within the capture has a row per process, sorted by start).
+fn process_end(rundown: &RundownTables, pid: u32) -> Option<i64> {
+    rundown
+        .processes
+        .iter()
+        .filter(|p| p.pid == pid)
+        .next_back()
+        .and_then(|p| p.end_ns)
 }

@@ -14,8 +14,10 @@
 //! stops the run (the capture being stored is rolled back, the sink made whole).
 
 pub mod discover;
+mod fx;
 pub mod identity;
 pub mod labels;
+pub mod lifetimes;
 mod load;
 pub mod observe;
 mod produce;

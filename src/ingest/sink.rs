@@ -4,6 +4,7 @@
 //! entirely stored or not at all, whatever happens to the process.
 
 use super::identity::History;
+use super::lifetimes::{BlockRow, Summary};
 use super::observe::Observer;
 use super::rows::{OtherRow, ReallocRow};
 use super::rundown::RundownTables;
@@ -36,6 +37,8 @@ pub enum Begin {
     New {
         capture_id: i64,
         first_event_id: i64,
+        /// Its block lifetimes' ids start here.
+        first_block_id: i64,
     },
     /// The same bytes are already stored (maybe under another path, maybe by a
     /// concurrent ingest).
@@ -47,6 +50,8 @@ pub struct EventBatch<'a> {
     pub capture_id: i64,
     pub reallocs: &'a [ReallocRow],
     pub others: &'a [OtherRow],
+    /// Block lifetimes that ended (in time order of their ends, ids ascending).
+    pub blocks: &'a [BlockRow],
     /// Stacks first seen in this batch: (id, frames innermost first).
     pub stacks: &'a [(i64, Vec<u64>)],
     pub problems: &'a [Problem],
@@ -70,6 +75,10 @@ pub struct CaptureEnd {
     pub rundown: RundownTables,
     /// Heaps, sites and per-site counts, with identities that hold across captures.
     pub history: History,
+    /// The lifetimes still open at the end (live, or their process exited), then the
+    /// capture's lifetime counts and outstanding-bytes peaks.
+    pub last_blocks: Vec<BlockRow>,
+    pub lifetimes: Summary,
     /// When it was stored (RFC 3339).
     pub finished: String,
 }

@@ -82,6 +82,10 @@ pub fn canonical(db: &std::path::Path) -> Vec<String> {
         "heaps",
         "site_stats",
         "capture_labels",
+        "blocks",
+        "block_counts",
+        "process_usage",
+        "heap_event_counts",
     ] {
         let ncols: usize = c
             .query_row(
@@ -187,6 +191,11 @@ pub fn content_by_fingerprint(db: &std::path::Path) -> Vec<String> {
         "SELECT c.fingerprint, h.pid, h.heap, h.process, h.identity, h.kind, h.created_ns, h.destroyed_ns, h.create_site_id, h.events FROM heaps h JOIN captures c USING (capture_id)",
         "SELECT c.fingerprint, x.pid, x.heap, x.process, x.heap_identity, x.site_id, x.allocs, x.alloc_bytes, x.reallocs, x.moves, x.bytes_copied, x.bytes_grown FROM site_stats x JOIN captures c USING (capture_id)",
         "SELECT c.fingerprint, l.key, l.value FROM capture_labels l JOIN captures c USING (capture_id)",
+        // Ids relative to the capture's first: another load order shifts them.
+        "SELECT c.fingerprint, b.block_id - c.first_block_id, b.pid, b.heap, b.address, b.size, b.source, b.start_kind, b.start_ns, b.start_event_id - c.first_event_id, b.start_stack_id, b.end_kind, b.end_ns, b.end_event_id - c.first_event_id, b.prev_block_id - c.first_block_id, b.chain_id - c.first_block_id, b.chain_index FROM blocks b JOIN captures c USING (capture_id)",
+        "SELECT c.fingerprint, k.pid, k.heap, k.start_kind, k.end_kind, k.blocks, k.bytes FROM block_counts k JOIN captures c USING (capture_id)",
+        "SELECT c.fingerprint, u.pid, u.peak_bytes, u.peak_blocks, u.peak_ns, u.peak_event_id - c.first_event_id, u.end_bytes, u.end_blocks FROM process_usage u JOIN captures c USING (capture_id)",
+        "SELECT c.fingerprint, e.pid, e.heap, e.opcode, e.source, e.realloc_internal, e.events, e.bytes FROM heap_event_counts e JOIN captures c USING (capture_id)",
     ] {
         let mut st = c.prepare(sql).unwrap();
         let n = st.column_count();

@@ -1,0 +1,77 @@
+-- name: leak-suspects
+-- description: Call sites whose blocks, allocated in the window, are still live at its end (AIFO), ranked by how steadily they grew: steady growth beats one big block.
+-- question: Who keeps adding memory that is never given back?
+-- param: capture = latest : capture id (default: the latest capture)
+-- param: since = none : window start, seconds after the session start (default: the capture's start)
+-- param: until = none : window end, seconds after the session start (default: the capture's end)
+-- param: pid = all : only this process
+-- param: slices = 10 : the window is cut into this many equal slices
+-- param: limit = 20 : rows to return
+--
+-- For each call site (the stack that started the block), its AIFO blocks (lifetimes
+-- report): started in the window, not ended by its end. slices_growing: in how many of
+-- the window's slices the site started such blocks; a site that leaks a little all
+-- along scores higher than one big block. score = aifo_bytes * slices_growing / slices.
+-- growing_chains: AIFO blocks at the end of a realloc chain in which every realloc grew
+-- the block (a buffer that only ever grows and is never released). largest_block: the
+-- biggest AIFO block; first_s / last_s: when the first and last of them started, in
+-- seconds after the session start.
+WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi, start_time_ns,
+                    max(start_time_ns + coalesce(:since, -1e12) * 1e9, first_event_ns) AS t_from,
+                    min(start_time_ns + coalesce(:until, 1e12) * 1e9, last_event_ns + 1) AS t_to
+             FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
+aifo AS (
+    SELECT b.*,
+           CAST((b.start_ns - (SELECT t_from FROM cap)) * max(:slices, 1)
+                / max((SELECT t_to - t_from FROM cap), 1) AS INTEGER) AS slice
+    FROM blocks b
+    WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
+      AND +b.capture_id = (SELECT id FROM cap)
+      AND b.start_kind IN ('alloc', 'realloc')
+      AND b.start_ns >= (SELECT t_from FROM cap) AND b.start_ns < (SELECT t_to FROM cap)
+      AND (b.end_ns IS NULL OR b.end_ns >= (SELECT t_to FROM cap))
+      AND b.end_kind NOT IN ('process_exited')
+      AND (:pid IS NULL OR b.pid = :pid)
+),
+-- Chains whose every realloc grew the block: none of its links shrank or kept the size.
+grow AS (
+    SELECT a.block_id,
+           NOT EXISTS (SELECT 1 FROM blocks m JOIN blocks pr ON pr.block_id = m.prev_block_id
+                       WHERE m.chain_id = a.chain_id AND m.chain_index BETWEEN 1 AND a.chain_index
+                         AND m.size <= coalesce(pr.size, 0)) AS grew
+    FROM aifo a WHERE a.chain_index > 0
+),
+s AS (
+    SELECT a.pid, a.start_stack_id AS stack_id,
+           CASE WHEN a.start_stack_id IS NULL THEN a.heap END AS heap,
+           count(*) AS aifo_blocks,
+           sum(a.size) AS aifo_bytes,
+           count(DISTINCT a.slice) AS slices_growing,
+           sum(coalesce(g.grew, 0)) AS growing_chains,
+           max(a.size) AS largest_block,
+           min(a.start_ns) AS first_ns,
+           max(a.start_ns) AS last_ns
+    FROM aifo a LEFT JOIN grow g ON g.block_id = a.block_id
+    GROUP BY a.pid, a.start_stack_id, CASE WHEN a.start_stack_id IS NULL THEN a.heap END
+)
+SELECT coalesce(si.call_site,
+                CASE WHEN s.stack_id IS NOT NULL THEN 'stack ' || s.stack_id
+                     ELSE printf('heap 0x%x', s.heap) END) AS site,
+       s.stack_id,
+       s.pid,
+       p.name AS process,
+       s.aifo_blocks,
+       s.aifo_bytes,
+       s.slices_growing,
+       s.growing_chains,
+       s.largest_block,
+       round((s.first_ns - (SELECT start_time_ns FROM cap)) / 1e9, 6) AS first_s,
+       round((s.last_ns - (SELECT start_time_ns FROM cap)) / 1e9, 6) AS last_s,
+       s.aifo_bytes * s.slices_growing / max(:slices, 1) AS score
+FROM s
+LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = s.pid AND cs.stack_id = s.stack_id
+LEFT JOIN sites si ON si.site_id = cs.site_id
+LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
+ORDER BY score DESC, s.aifo_bytes DESC, s.pid, s.stack_id, s.heap
+LIMIT :limit;

@@ -1,0 +1,76 @@
+-- name: lifetimes
+-- description: Block lifetimes by WPA class for a time window, per call site: AIFI, AIFO, AOFI, AOFO counts and bytes, mean lifetime, and the window's net contribution.
+-- question: In this window, who allocated what, what did it free, and what did it leave behind?
+-- param: capture = latest : capture id (default: the latest capture)
+-- param: since = none : window start, seconds after the session start (default: the capture's start)
+-- param: until = none : window end, seconds after the session start (default: the capture's end)
+-- param: pid = all : only this process
+-- param: limit = 20 : rows to return
+--
+-- WPA's classes (docs/lifetimes.md), for a block that lived in the window at all:
+--   AIFI  allocated inside the window, freed inside it (churn)
+--   AIFO  allocated inside, freed after the window or never (what the window left behind:
+--         the leak suspects)
+--   AOFI  allocated before the window (or before the trace), freed inside it
+--   AOFO  allocated before, freed after (or never): alive throughout
+-- "Allocated" is the block's start (an Alloc or the ReAlloc that produced it); "freed"
+-- is its end, whatever ended it (a Free, a ReAlloc that moved or resized it, its heap's
+-- Destroy, its process's exit). net_bytes = AIFO bytes - AOFI bytes: how much the window
+-- added to what is outstanding. Blocks first seen being freed have no known size and add
+-- nothing to the bytes. mean_lifetime_ms: over the AIFI blocks (whole lifetimes inside
+-- the window). A site is the stack of the block's start, named by its call site; blocks
+-- from before the trace have none ('(before the trace)').
+WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi,
+                    start_time_ns + coalesce(:since, -1e12) * 1e9 AS t_from,
+                    start_time_ns + coalesce(:until, 1e12) * 1e9 AS t_to
+             FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
+c AS (
+    SELECT b.pid,
+           b.start_stack_id AS stack_id,
+           CASE WHEN b.start_stack_id IS NULL THEN b.heap END AS heap,
+           b.start_kind IN ('before_trace', 'lost_alloc') AS unseen,
+           coalesce(b.start_ns >= (SELECT t_from FROM cap), 0) AS ai,   -- allocated inside
+           coalesce(b.end_ns < (SELECT t_to FROM cap), 0)      AS fi,   -- freed inside
+           coalesce(b.size, 0) AS size,
+           b.end_ns - b.start_ns AS lifetime
+    FROM blocks b
+    WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
+      AND +b.capture_id = (SELECT id FROM cap)
+      AND (:pid IS NULL OR b.pid = :pid)
+      AND coalesce(b.start_ns < (SELECT t_to FROM cap), 1)
+      AND coalesce(b.end_ns >= (SELECT t_from FROM cap), 1)
+),
+s AS (
+    SELECT pid, stack_id, heap, unseen,
+           sum(ai AND fi)                         AS aifi_blocks,
+           sum(CASE WHEN ai AND fi THEN size END) AS aifi_bytes,
+           sum(ai AND NOT fi)                     AS aifo_blocks,
+           sum(CASE WHEN ai AND NOT fi THEN size END) AS aifo_bytes,
+           sum(NOT ai AND fi)                     AS aofi_blocks,
+           sum(CASE WHEN NOT ai AND fi THEN size END) AS aofi_bytes,
+           sum(NOT ai AND NOT fi)                 AS aofo_blocks,
+           sum(CASE WHEN NOT ai AND NOT fi THEN size END) AS aofo_bytes,
+           avg(CASE WHEN ai AND fi THEN lifetime END) AS mean_lifetime_ns
+    FROM c
+    GROUP BY pid, stack_id, heap, unseen
+)
+SELECT CASE WHEN s.unseen THEN '(before the trace)'
+            ELSE coalesce(si.call_site,
+                          CASE WHEN s.stack_id IS NOT NULL THEN 'stack ' || s.stack_id
+                               ELSE printf('heap 0x%x', s.heap) END) END AS site,
+       s.stack_id,
+       s.pid,
+       p.name AS process,
+       s.aifi_blocks, coalesce(s.aifi_bytes, 0) AS aifi_bytes,
+       s.aifo_blocks, coalesce(s.aifo_bytes, 0) AS aifo_bytes,
+       s.aofi_blocks, coalesce(s.aofi_bytes, 0) AS aofi_bytes,
+       s.aofo_blocks, coalesce(s.aofo_bytes, 0) AS aofo_bytes,
+       round(s.mean_lifetime_ns / 1e6, 3) AS mean_lifetime_ms,
+       coalesce(s.aifo_bytes, 0) - coalesce(s.aofi_bytes, 0) AS net_bytes
+FROM s
+LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = s.pid AND cs.stack_id = s.stack_id
+LEFT JOIN sites si ON si.site_id = cs.site_id
+LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
+ORDER BY net_bytes DESC, s.aifo_blocks DESC, s.pid, s.stack_id, s.heap
+LIMIT :limit;

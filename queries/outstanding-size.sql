@@ -1,0 +1,83 @@
+-- name: outstanding-size
+-- description: Outstanding bytes and blocks over time per process (or per heap, or per call site): the series WPA plots first.
+-- question: When did memory grow, and in which process (heap, call site)?
+-- param: capture = latest : capture id (default: the latest capture)
+-- param: pid = all : only this process
+-- param: by = process [process|heap|site] : one series per process, per heap, or per call site (the stack that started the blocks)
+-- param: buckets = 100 : time buckets across the capture (the series' points)
+-- param: top = 10 : with by=heap or by=site: the series of the keys with the highest peak (per capture)
+--
+-- Outstanding at the end of each bucket: the bytes (and blocks) of the blocks that
+-- started in the trace (an Alloc or a ReAlloc that produced them) and had not ended by
+-- then. Blocks from before the trace have no known start and are not counted (as in
+-- WPA). allocated_bytes / ended_bytes: what started and ended inside the bucket (ended
+-- by a Free, a ReAlloc, its heap's Destroy or its process's exit). Buckets split the
+-- capture's heap events (first to last) evenly; time_s is the bucket's end in seconds
+-- after the session start. The exact peak and its instant are in peak-usage.
+WITH RECURSIVE
+cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi, start_time_ns,
+               first_event_ns AS t0,
+               max((last_event_ns - first_event_ns + 1) / max(:buckets, 1), 1) AS width
+        FROM captures
+        WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
+bk(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM bk WHERE b + 1 < max(:buckets, 1)),
+blk AS (
+    SELECT b.pid,
+           CASE :by WHEN 'heap' THEN b.heap WHEN 'site' THEN b.start_stack_id ELSE 0 END AS k,
+           b.size, b.start_ns, b.end_ns
+    FROM blocks b
+    WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
+      AND +b.capture_id = (SELECT id FROM cap)
+      AND b.start_kind IN ('alloc', 'realloc')
+      AND (:pid IS NULL OR b.pid = :pid)
+),
+d AS (
+    SELECT pid, k, min((start_ns - (SELECT t0 FROM cap)) / (SELECT width FROM cap), max(:buckets, 1) - 1) AS b,
+           size AS dbytes, 1 AS dblocks, size AS allocated, 0 AS ended
+    FROM blk
+    UNION ALL
+    SELECT pid, k, min((end_ns - (SELECT t0 FROM cap)) / (SELECT width FROM cap), max(:buckets, 1) - 1),
+           -size, -1, 0, size
+    FROM blk WHERE end_ns IS NOT NULL
+),
+g AS (
+    SELECT pid, k, b, sum(dbytes) AS dbytes, sum(dblocks) AS dblocks,
+           sum(allocated) AS allocated, sum(ended) AS ended
+    FROM d GROUP BY pid, k, b
+),
+keys AS (SELECT DISTINCT pid, k FROM g),
+series AS (
+    SELECT keys.pid, keys.k, bk.b,
+           sum(coalesce(g.dbytes, 0)) OVER w AS bytes,
+           sum(coalesce(g.dblocks, 0)) OVER w AS blocks,
+           coalesce(g.allocated, 0) AS allocated,
+           coalesce(g.ended, 0) AS ended
+    FROM keys CROSS JOIN bk
+    LEFT JOIN g ON g.pid = keys.pid AND g.k IS keys.k AND g.b = bk.b
+    WINDOW w AS (PARTITION BY keys.pid, keys.k ORDER BY bk.b)
+),
+peaks AS (
+    SELECT pid, k, max(bytes) AS peak FROM series GROUP BY pid, k
+),
+kept AS (
+    SELECT pid, k FROM (SELECT pid, k, row_number() OVER (ORDER BY peak DESC, pid, k) AS rn FROM peaks)
+    WHERE rn <= max(:top, 1) OR :by NOT IN ('heap', 'site')
+)
+SELECT s.b AS bucket,
+       round(((SELECT t0 FROM cap) + (s.b + 1) * (SELECT width FROM cap) - (SELECT start_time_ns FROM cap)) / 1e9, 6) AS time_s,
+       s.pid,
+       p.name AS process,
+       CASE :by WHEN 'heap' THEN printf('0x%x', s.k)
+                WHEN 'site' THEN coalesce(si.call_site, CASE WHEN s.k IS NOT NULL THEN 'stack ' || s.k ELSE '(no stack)' END)
+                ELSE NULL END AS series,
+       CASE WHEN :by = 'site' THEN s.k END AS stack_id,
+       s.bytes AS outstanding_bytes,
+       s.blocks AS outstanding_blocks,
+       s.allocated AS allocated_bytes,
+       s.ended AS ended_bytes
+FROM series s
+JOIN kept ON kept.pid = s.pid AND kept.k IS s.k
+LEFT JOIN capture_stacks cs ON :by = 'site' AND cs.capture_id = (SELECT id FROM cap) AND cs.pid = s.pid AND cs.stack_id = s.k
+LEFT JOIN sites si ON si.site_id = cs.site_id
+LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
+ORDER BY s.pid, s.k, s.b;

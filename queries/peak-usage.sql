@@ -1,0 +1,57 @@
+-- name: peak-usage
+-- description: Per process: peak outstanding bytes, when, and the call sites that held most of it at that instant.
+-- question: When did each process use the most heap memory, and who was holding it then?
+-- param: capture = latest : capture id (default: the latest capture)
+-- param: pid = all : only this process
+-- param: sites = 5 : call sites shown per process
+--
+-- Outstanding bytes of a process: the bytes of its blocks that started in the trace (an
+-- Alloc, or a ReAlloc that produced them) and are still live; blocks from before the
+-- trace have no known start and are not counted (as in WPA's outstanding-size graph).
+-- The peak and its instant are computed at ingest, after every event in time order
+-- (process_usage); the sites are the blocks live just after the event that reached the
+-- peak, grouped by the stack that started them. share_pct: of the peak. end_bytes:
+-- outstanding when the trace ended (0 when the process exited).
+WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi, start_time_ns
+             FROM captures
+             WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
+u AS (
+    SELECT * FROM process_usage
+    WHERE capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid) AND peak_event_id IS NOT NULL
+),
+held AS (
+    SELECT b.pid, b.start_stack_id AS stack_id,
+           CASE WHEN b.start_stack_id IS NULL THEN b.heap END AS heap,
+           count(*) AS blocks, sum(b.size) AS bytes
+    FROM blocks b JOIN u ON u.pid = b.pid
+    WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
+      AND +b.capture_id = (SELECT id FROM cap)
+      AND b.start_kind IN ('alloc', 'realloc')
+      AND (b.start_ns, b.start_event_id) <= (u.peak_ns, u.peak_event_id)
+      AND (b.end_ns IS NULL OR (b.end_ns, coalesce(b.end_event_id, 9223372036854775807)) > (u.peak_ns, u.peak_event_id))
+    GROUP BY b.pid, b.start_stack_id, CASE WHEN b.start_stack_id IS NULL THEN b.heap END
+),
+ranked AS (
+    SELECT held.*, row_number() OVER (PARTITION BY pid ORDER BY bytes DESC, stack_id, heap) AS rank
+    FROM held
+)
+SELECT u.pid,
+       p.name AS process,
+       u.peak_bytes,
+       u.peak_blocks,
+       round((u.peak_ns - (SELECT start_time_ns FROM cap)) / 1e9, 6) AS peak_time_s,
+       u.end_bytes,
+       r.rank,
+       coalesce(si.call_site,
+                CASE WHEN r.stack_id IS NOT NULL THEN 'stack ' || r.stack_id
+                     ELSE printf('heap 0x%x', r.heap) END) AS site,
+       r.stack_id,
+       r.blocks AS site_blocks,
+       r.bytes AS site_bytes,
+       round(100.0 * r.bytes / max(u.peak_bytes, 1), 1) AS share_pct
+FROM u
+LEFT JOIN ranked r ON r.pid = u.pid AND r.rank <= :sites
+LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = r.pid AND cs.stack_id = r.stack_id
+LEFT JOIN sites si ON si.site_id = cs.site_id
+LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = u.pid
+ORDER BY u.peak_bytes DESC, u.pid, r.rank;

@@ -1,0 +1,12 @@
+-- Schema version 2 -> 3. Applied in one transaction by `heapdb ingest` or `heapdb repair`
+-- to a database written by an older heapdb; a new database gets schema/001_tables.sql
+-- directly. tests/schema_migration.rs checks that both give the same schema.
+
+ALTER TABLE captures ADD COLUMN first_block_id INTEGER;
+ALTER TABLE captures ADD COLUMN last_block_id INTEGER;
+ALTER TABLE captures ADD COLUMN events_out_of_order INTEGER;
+
+-- The lifetime tables (blocks, block_counts, process_usage) are created from
+-- schema/001_tables.sql, which the upgrade runs (idempotently) before this script.
+-- Captures stored before this upgrade get their lifetimes from `heapdb repair`, which
+-- computes them from the stored events (captures.first_block_id stays NULL until then).
