@@ -55,7 +55,7 @@ s AS (
     FROM aifo a LEFT JOIN grow g ON g.block_id = a.block_id
     GROUP BY a.pid, a.start_stack_id, CASE WHEN a.start_stack_id IS NULL THEN a.heap END
 )
-SELECT coalesce(si.call_site,
+SELECT coalesce(si.call_function, si.call_site,
                 CASE WHEN s.stack_id IS NOT NULL THEN 'stack ' || s.stack_id
                      ELSE printf('heap 0x%x', s.heap) END) AS site,
        s.stack_id,

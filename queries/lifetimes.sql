@@ -56,7 +56,7 @@ s AS (
     GROUP BY pid, stack_id, heap, unseen
 )
 SELECT CASE WHEN s.unseen THEN '(before the trace)'
-            ELSE coalesce(si.call_site,
+            ELSE coalesce(si.call_function, si.call_site,
                           CASE WHEN s.stack_id IS NOT NULL THEN 'stack ' || s.stack_id
                                ELSE printf('heap 0x%x', s.heap) END) END AS site,
        s.stack_id,

@@ -32,7 +32,7 @@ live AS (
       AND (:pid IS NULL OR b.pid = :pid)
     GROUP BY b.pid, b.start_stack_id, CASE WHEN b.start_stack_id IS NULL THEN b.heap END
 )
-SELECT coalesce(si.call_site,
+SELECT coalesce(si.call_function, si.call_site,
                 CASE WHEN live.stack_id IS NOT NULL THEN 'stack ' || live.stack_id
                      ELSE printf('heap 0x%x', live.heap) END) AS site,
        live.stack_id,

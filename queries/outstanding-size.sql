@@ -68,7 +68,7 @@ SELECT s.b AS bucket,
        s.pid,
        p.name AS process,
        CASE :by WHEN 'heap' THEN printf('0x%x', s.k)
-                WHEN 'site' THEN coalesce(si.call_site, CASE WHEN s.k IS NOT NULL THEN 'stack ' || s.k ELSE '(no stack)' END)
+                WHEN 'site' THEN coalesce(si.call_function, si.call_site, CASE WHEN s.k IS NOT NULL THEN 'stack ' || s.k ELSE '(no stack)' END)
                 ELSE NULL END AS series,
        CASE WHEN :by = 'site' THEN s.k END AS stack_id,
        s.bytes AS outstanding_bytes,

@@ -42,7 +42,7 @@ SELECT u.pid,
        round((u.peak_ns - (SELECT start_time_ns FROM cap)) / 1e9, 6) AS peak_time_s,
        u.end_bytes,
        r.rank,
-       coalesce(si.call_site,
+       coalesce(si.call_function, si.call_site,
                 CASE WHEN r.stack_id IS NOT NULL THEN 'stack ' || r.stack_id
                      ELSE printf('heap 0x%x', r.heap) END) AS site,
        r.stack_id,

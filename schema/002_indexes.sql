@@ -10,11 +10,19 @@
 -- across captures by address, heap or time still use them: SQLite skip-scans the few
 -- capture_id values (the statistics `heapdb ingest` gathers tell it to).
 --
--- What uses them: address-history (the three address indexes), growth-chains
--- (reallocs_by_old_address, heap_events_by_address, heap_events_by_capture_opcode),
--- data-quality (heap_events_by_capture_opcode); heap, source and time are the columns
--- analysts filter on in ad hoc SQL. Reports that read one capture scan its id range
--- (captures.first_event_id..last_event_id) and need no index.
+-- What uses them: address-history (the three address indexes); heap, source and time
+-- are the columns analysts filter on in ad hoc SQL. Reports that read one capture scan
+-- its id range (captures.first_event_id..last_event_id, first_block_id..last_block_id)
+-- and need no index; the per-kind and per-heap questions are answered by the summaries
+-- written at ingest (heap_event_counts, block_counts), so heap_events has no index by
+-- opcode any more (it served growth-chains and data-quality before the block
+-- lifetimes, and cost 1.1 s per 2 M-event capture).
+-- blocks_by_chain follows a realloc chain (growth-chains, leak-suspects, and
+-- `WHERE chain_id = ?` in ad hoc SQL; a chain's blocks have increasing ids, so ORDER BY
+-- block_id is chain order). blocks has no address index: it would cost 1.1 s per 1.2 M
+-- blocks, more than a quarter of what the lifetimes add to an ingest
+-- (docs/performance.md); find a block by address within its capture's id range
+-- (captures.first_block_id..last_block_id): a scan of one capture.
 CREATE INDEX IF NOT EXISTS reallocs_by_heap        ON reallocs (capture_id, heap, time_ns);
 CREATE INDEX IF NOT EXISTS reallocs_by_new_address ON reallocs (capture_id, new_address);
 CREATE INDEX IF NOT EXISTS reallocs_by_old_address ON reallocs (capture_id, old_address);
@@ -23,12 +31,10 @@ CREATE INDEX IF NOT EXISTS reallocs_by_time        ON reallocs (capture_id, time
 CREATE INDEX IF NOT EXISTS reallocs_by_capture_stack ON reallocs (capture_id, stack_id);
 CREATE INDEX IF NOT EXISTS heap_events_by_address  ON heap_events (capture_id, address);
 CREATE INDEX IF NOT EXISTS heap_events_by_heap     ON heap_events (capture_id, heap, time_ns);
-CREATE INDEX IF NOT EXISTS heap_events_by_capture_opcode ON heap_events (capture_id, opcode, pid);
 CREATE INDEX IF NOT EXISTS processes_by_pid        ON processes (capture_id, pid);
 CREATE INDEX IF NOT EXISTS threads_by_tid          ON threads (capture_id, tid);
 CREATE INDEX IF NOT EXISTS images_by_process       ON images (capture_id, pid, base);
 CREATE INDEX IF NOT EXISTS site_stats_by_capture   ON site_stats (capture_id, site_id);
 CREATE INDEX IF NOT EXISTS capture_labels_by_key   ON capture_labels (key, value);
-CREATE INDEX IF NOT EXISTS blocks_by_address       ON blocks (capture_id, address);
-CREATE INDEX IF NOT EXISTS blocks_by_chain         ON blocks (chain_id, chain_index);
+CREATE INDEX IF NOT EXISTS blocks_by_chain         ON blocks (chain_id);
 CREATE INDEX IF NOT EXISTS heap_event_counts_by_capture ON heap_event_counts (capture_id, pid, heap);

@@ -136,3 +136,53 @@ DROP VIEW IF EXISTS capture_labels_v;
 CREATE VIEW capture_labels_v AS
 SELECT l.capture_id, c.file_name, l.key, l.value
 FROM capture_labels l JOIN captures c ON c.capture_id = l.capture_id;
+
+-- Block lifetimes, readable: hex addresses, source and process names, times as text
+-- and in seconds after the session start, the lifetime's length, its call site, and its
+-- WPA class over the whole capture (AIFO: allocated in the trace and never ended;
+-- AOFI/AOFO: allocated before the trace; for another window see the lifetimes report).
+DROP VIEW IF EXISTS blocks_v;
+CREATE VIEW blocks_v AS
+SELECT b.block_id,
+       b.capture_id,
+       c.file_name AS capture,
+       b.pid,
+       p.name AS process,
+       printf('0x%x', b.heap) AS heap_hex,
+       printf('0x%x', b.address) AS address_hex,
+       b.size,
+       coalesce(s.name, CAST(b.source AS TEXT)) AS source,
+       b.start_kind,
+       round((b.start_ns - c.start_time_ns) / 1e9, 9) AS start_s,
+       b.end_kind,
+       round((b.end_ns - c.start_time_ns) / 1e9, 9) AS end_s,
+       round((b.end_ns - b.start_ns) / 1e6, 6) AS lifetime_ms,   -- NULL when a side is unknown
+       CASE WHEN b.start_kind IN ('alloc', 'realloc')
+            THEN CASE WHEN b.end_kind = 'live_at_end' THEN 'AIFO' ELSE 'AIFI' END
+            ELSE CASE WHEN b.end_kind = 'live_at_end' THEN 'AOFO' ELSE 'AOFI' END END AS wpa_class,
+       coalesce(si.call_function, si.call_site) AS call_site,
+       b.start_stack_id,
+       b.end_stack_id,
+       b.chain_id,
+       b.chain_index,
+       b.prev_block_id,
+       b.start_event_id,
+       b.end_event_id,
+       b.pointer_size,
+       b.start_ns, b.end_ns, b.heap, b.address   -- numeric forms, for filters and joins
+FROM blocks b
+JOIN captures c ON c.capture_id = b.capture_id
+LEFT JOIN sources s ON s.source = b.source
+LEFT JOIN process_names p ON p.capture_id = b.capture_id AND p.pid = b.pid
+LEFT JOIN capture_stacks cs ON cs.capture_id = b.capture_id AND cs.pid = b.pid AND cs.stack_id = b.start_stack_id
+LEFT JOIN sites si ON si.site_id = cs.site_id;
+
+-- Outstanding-bytes peaks per process, readable.
+DROP VIEW IF EXISTS process_usage_v;
+CREATE VIEW process_usage_v AS
+SELECT u.capture_id, u.pid, p.name AS process, u.peak_bytes, u.peak_blocks,
+       round((u.peak_ns - c.start_time_ns) / 1e9, 9) AS peak_s,
+       u.end_bytes, u.end_blocks, u.peak_ns, u.peak_event_id
+FROM process_usage u
+JOIN captures c ON c.capture_id = u.capture_id
+LEFT JOIN process_names p ON p.capture_id = u.capture_id AND p.pid = u.pid;

@@ -10,3 +10,7 @@ ALTER TABLE captures ADD COLUMN events_out_of_order INTEGER;
 -- schema/001_tables.sql, which the upgrade runs (idempotently) before this script.
 -- Captures stored before this upgrade get their lifetimes from `heapdb repair`, which
 -- computes them from the stored events (captures.first_block_id stays NULL until then).
+
+-- The reports that used heap_events' index by opcode read the lifetimes and the
+-- summaries now (schema/002_indexes.sql says why it went).
+DROP INDEX IF EXISTS heap_events_by_capture_opcode;

@@ -354,7 +354,11 @@ struct End {
 pub struct Tracker {
     capture_id: i64,
     reorder: Reorder,
-    heaps: FxMap<(u32, u64), HeapState>,
+    /// (pid, heap) → its index in `states`; the last one looked up, cached (runs of
+    /// events on one heap are the rule).
+    heaps: FxMap<(u32, u64), usize>,
+    states: Vec<HeapState>,
+    last_heap: Option<((u32, u64), usize)>,
     usage: FxMap<u32, Usage>,
     counts: FxMap<(u32, u64, StartKind, EndKind), KindCount>,
     events: FxMap<EventKey, KindCount>,
@@ -378,6 +382,8 @@ impl Tracker {
             capture_id,
             reorder: Reorder::new(window, cpus),
             heaps: FxMap::default(),
+            states: Vec::new(),
+            last_heap: None,
             usage: FxMap::default(),
             counts: FxMap::default(),
             events: FxMap::default(),
@@ -435,14 +441,11 @@ impl Tracker {
             u.end_bytes = if exited { 0 } else { u.bytes };
             u.end_blocks = if exited { 0 } else { u.blocks };
         }
-        let mut keys: Vec<(u32, u64)> = self.heaps.keys().copied().collect();
+        let mut keys: Vec<((u32, u64), usize)> = self.heaps.iter().map(|(k, v)| (*k, *v)).collect();
         keys.sort_unstable();
-        for (pid, heap) in keys {
-            let Some(state) = self.heaps.remove(&(pid, heap)) else {
-                continue;
-            };
-            let mut live: Vec<(u64, Live)> = state
-                .slots
+        for ((pid, heap), h) in keys {
+            let slots = std::mem::take(&mut self.states[h].slots);
+            let mut live: Vec<(u64, Live)> = slots
                 .into_iter()
                 .filter_map(|(a, s)| match s {
                     Slot::Live(l) => Some((a, l)),
@@ -496,7 +499,6 @@ impl Tracker {
                     self.stats.null_address += 1;
                     return;
                 }
-                self.lose_free(&e, e.address);
                 let l = Live {
                     start_kind: StartKind::Alloc,
                     start_ns: Some(e.time_ns),
@@ -553,9 +555,6 @@ impl Tracker {
                         stack_id: e.stack_id,
                     },
                 );
-                if moved {
-                    self.lose_free(&e, e.address);
-                }
                 let l = Live {
                     start_kind: StartKind::Realloc,
                     start_ns: Some(e.time_ns),
@@ -571,11 +570,11 @@ impl Tracker {
                 self.start(&e, e.address, l);
             }
             op::DESTROY => {
-                let Some(state) = self.heaps.get_mut(&(e.pid, e.heap)) else {
+                let Some(&h) = self.heaps.get(&(e.pid, e.heap)) else {
                     return;
                 };
                 let mut live: Vec<(u64, Live)> = Vec::new();
-                for (a, s) in state.slots.iter_mut() {
+                for (a, s) in self.states[h].slots.iter_mut() {
                     if let Slot::Live(l) = *s {
                         live.push((*a, l));
                         *s = Slot::Seen;
@@ -616,8 +615,8 @@ impl Tracker {
     /// The live block at `address`, or the block this event reveals: one from before
     /// the trace (an address not used before), or one whose Alloc was lost.
     fn take_live(&mut self, e: &Ev, address: u64, size: Option<u64>) -> Live {
-        let state = self.heaps.entry((e.pid, e.heap)).or_default();
-        let kind = match state.slots.insert(address, Slot::Seen) {
+        let h = self.heap_index(e.pid, e.heap);
+        let kind = match self.states[h].slots.insert(address, Slot::Seen) {
             Some(Slot::Live(l)) => return l,
             Some(Slot::Seen) => StartKind::LostAlloc,
             None => StartKind::BeforeTrace,
@@ -636,15 +635,20 @@ impl Tracker {
         }
     }
 
-    /// A block starts at `address`: one still live there lost its Free.
-    fn lose_free(&mut self, e: &Ev, address: u64) {
-        let state = self.heaps.entry((e.pid, e.heap)).or_default();
-        if let Some(Slot::Live(l)) = state.slots.insert(address, Slot::Seen) {
+    /// A block starts at `address`; one still live there lost its Free.
+    fn start(&mut self, e: &Ev, address: u64, l: Live) {
+        if let (true, Some(size)) = (l.start_kind.in_trace(), l.size) {
+            let u = self.usage.entry(e.pid).or_default();
+            u.bytes += size;
+            u.blocks += 1;
+        }
+        let h = self.heap_index(e.pid, e.heap);
+        if let Some(Slot::Live(old)) = self.states[h].slots.insert(address, Slot::Live(l)) {
             self.end_block(
                 e.pid,
                 e.heap,
                 address,
-                l,
+                old,
                 End {
                     kind: EndKind::LostFree,
                     ns: Some(e.time_ns),
@@ -655,17 +659,19 @@ impl Tracker {
         }
     }
 
-    fn start(&mut self, e: &Ev, address: u64, l: Live) {
-        if let (true, Some(size)) = (l.start_kind.in_trace(), l.size) {
-            let u = self.usage.entry(e.pid).or_default();
-            u.bytes += size;
-            u.blocks += 1;
+    fn heap_index(&mut self, pid: u32, heap: u64) -> usize {
+        if let Some((k, h)) = self.last_heap {
+            if k == (pid, heap) {
+                return h;
+            }
         }
-        self.heaps
-            .entry((e.pid, e.heap))
-            .or_default()
-            .slots
-            .insert(address, Slot::Live(l));
+        let n = self.states.len();
+        let h = *self.heaps.entry((pid, heap)).or_insert(n);
+        if h == n {
+            self.states.push(HeapState::default());
+        }
+        self.last_heap = Some(((pid, heap), h));
+        h
     }
 
     /// Writes a lifetime; returns its id.
