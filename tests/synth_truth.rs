@@ -23,14 +23,8 @@ struct Run {
 fn run(dir: &Path, name: &str, opts: &Options) -> Run {
     let mut ops = Vec::new();
     let mut blocks = Vec::new();
-    let m = generate_file_with_truth(
-        &dir.join(name),
-        opts,
-        0,
-        Some(&mut ops),
-        Some(&mut blocks),
-    )
-    .unwrap();
+    let m = generate_file_with_truth(&dir.join(name), opts, 0, Some(&mut ops), Some(&mut blocks))
+        .unwrap();
     Run { m, ops, blocks }
 }
 
@@ -40,19 +34,18 @@ fn ns(m: &FileManifest, raw: u64) -> i64 {
 }
 
 type Key = (u32, u64, u64);
+/// Per pid: peak bytes, blocks at the peak, when.
+type Peaks = BTreeMap<u32, (u64, u64, Option<i64>)>;
 
 /// The model, written independently of the generator: (lifetimes in start order,
 /// peaks per pid (bytes, blocks, time)).
-fn replay(
-    m: &FileManifest,
-    ops: &[TruthOp],
-) -> (Vec<TruthBlock>, BTreeMap<u32, (u64, u64, Option<i64>)>) {
+fn replay(m: &FileManifest, ops: &[TruthOp]) -> (Vec<TruthBlock>, Peaks) {
     let mut all: Vec<TruthBlock> = Vec::new();
     let mut chain_of: Vec<usize> = Vec::new();
     let mut live: HashMap<Key, usize> = HashMap::new();
     let mut seen: HashSet<Key> = HashSet::new();
     let mut out: HashMap<u32, (u64, u64)> = HashMap::new();
-    let mut peaks: BTreeMap<u32, (u64, u64, Option<i64>)> = BTreeMap::new();
+    let mut peaks: Peaks = BTreeMap::new();
     let counted = |b: &TruthBlock| b.start_kind == "alloc" || b.start_kind == "realloc";
     fn blank(k: Key) -> TruthBlock {
         TruthBlock {
@@ -90,9 +83,9 @@ fn replay(
         let start = |seen: &mut HashSet<Key>,
                      all: &mut Vec<TruthBlock>,
                      chain_of: &mut Vec<usize>,
-                         out: &mut HashMap<u32, (u64, u64)>,
-                         b: TruthBlock,
-                         chain: Option<usize>| {
+                     out: &mut HashMap<u32, (u64, u64)>,
+                     b: TruthBlock,
+                     chain: Option<usize>| {
             let i = all.len();
             seen.insert((b.pid, b.heap, b.address));
             if counted(&b) {
@@ -287,9 +280,7 @@ fn check_consistent(r: &Run) {
     let live: Vec<&TruthBlock> = r
         .blocks
         .iter()
-        .filter(|b| {
-            b.end_kind == "live_at_end" && matches!(b.start_kind, "alloc" | "realloc")
-        })
+        .filter(|b| b.end_kind == "live_at_end" && matches!(b.start_kind, "alloc" | "realloc"))
         .collect();
     assert_eq!(m.live_blocks_at_end, live.len() as u64);
     assert_eq!(
@@ -419,7 +410,10 @@ fn defaults_have_every_kind_and_agree_with_the_model() {
     // About 0.05% of Allocs and Frees.
     let af = r.m.alloc_count + r.m.free_count;
     let lost = lt.lost_allocs + lt.lost_frees;
-    assert!(lost * 10_000 > af && lost * 10_000 < af * 20, "{lost} of {af}");
+    assert!(
+        lost * 10_000 > af && lost * 10_000 < af * 20,
+        "{lost} of {af}"
+    );
     assert_eq!(events_lost(&dir.path().join("a.etl")), lost);
     // Many early Frees/ReAllocs touch blocks from before the trace.
     let first = &r.ops[..r.ops.len() / 10];
@@ -503,7 +497,10 @@ fn other_layouts_and_heavy_loss_agree_with_the_model() {
         if o.lost_events >= 0.01 {
             // Ghosts of lost Frees are hit by a later block at their address.
             assert!(lt.blocks.keys().any(|k| k.ends_with("/lost_free")), "{i}");
-            assert!(lt.blocks.keys().any(|k| k.starts_with("lost_alloc/")), "{i}");
+            assert!(
+                lt.blocks.keys().any(|k| k.starts_with("lost_alloc/")),
+                "{i}"
+            );
         }
         if o.processes == 1 {
             assert!(lt.process_exits.is_empty());
@@ -613,8 +610,7 @@ fn cli_flags_reach_the_manifest() {
     ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
     let lt = &m["files"][0]["lifetimes"];
     assert_eq!(lt["pre_trace_blocks"], 17 * 4);
     assert!(lt["lost_allocs"].as_u64().unwrap() > 0);

@@ -295,8 +295,8 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         // Mid-trace: the last process exits at 60-80% of the trace, one private heap
         // is destroyed (with live blocks) at 30-55%.
         let n = self.procs.len();
-        let mut exit_at = (self.opts.exit_mid_trace && n >= 2)
-            .then(|| target * self.rng.range(60, 80) / 100);
+        let mut exit_at =
+            (self.opts.exit_mid_trace && n >= 2).then(|| target * self.rng.range(60, 80) / 100);
         let mut destroy_at = self
             .opts
             .destroy_mid_trace
@@ -392,7 +392,12 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         let p = &self.procs[pi];
         let hi = (1..p.heaps.len())
             .filter(|&hi| !p.heaps[hi].destroyed)
-            .max_by_key(|&hi| (p.blocks.iter().filter(|b| b.heap == hi).count(), usize::MAX - hi))
+            .max_by_key(|&hi| {
+                (
+                    p.blocks.iter().filter(|b| b.heap == hi).count(),
+                    usize::MAX - hi,
+                )
+            })
             .unwrap_or(1);
         self.destroy_heap(pi, hi)
     }
