@@ -153,6 +153,8 @@ pub struct ProcessStats {
     pub threads: Vec<u32>,
     pub heap_events: u64,
     pub reallocs: u64,
+    /// The process wrote its Process End (mid-trace or at the end; see
+    /// `LifetimeTruth::process_exits`).
     pub exited: bool,
     /// Name (lowercase), plus the arguments of the command line when another process
     /// of the capture has the same name: the same every night.
@@ -170,7 +172,7 @@ pub struct SiteStats {
     /// The first frame in the program's own code (after the heap's and the CRT's).
     pub call_site: String,
     /// Allocs (not the internal Alloc of a moving ReAlloc) and ReAllocs of blocks
-    /// allocated here.
+    /// allocated here, as written (lost Allocs are not counted; see `lifetimes`).
     pub allocs: u64,
     pub reallocs: u64,
     pub moves: u64,
@@ -202,6 +204,7 @@ pub struct FileManifest {
     /// Heap events per opcode name.
     pub heap_opcodes: BTreeMap<String, u64>,
     pub reallocs: ReallocStats,
+    /// Alloc and Free events written (lost ones are in `lifetimes`).
     pub alloc_count: u64,
     pub alloc_bytes: u64,
     pub free_count: u64,
