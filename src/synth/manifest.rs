@@ -67,6 +67,7 @@ pub struct PeakTruth {
     pub pid: u32,
     pub identity: String,
     pub peak_bytes: u64,
+    /// Outstanding blocks at that instant (not the maximum number of blocks).
     pub peak_blocks: u64,
     /// UTC ns of the event that reached the peak (None: never above 0).
     pub peak_time_ns: Option<i64>,

@@ -9,6 +9,11 @@
 //! reallocs (a share of the moving ones logged with their internal Alloc + Free, as the
 //! heap notes §4.3 describe); every Source value; optional StackWalk events (plain or
 //! stack-key cached); optional WOW64 (32-bit) records; optional LZ77-compressed buffers.
+//! By default also what real traces have (each can be turned off, `Options::ideal` turns
+//! off all): blocks allocated before the trace, lost Alloc/Free events (the header's
+//! EventsLost), a private heap destroyed and a process exiting mid-trace. The generator
+//! follows what an observer of the written events finds under the block lifetime model
+//! (`observe.rs`): the manifest's `lifetimes` and `generate_file_with_truth`'s blocks.
 
 mod events;
 pub mod manifest;
