@@ -29,7 +29,10 @@ pub enum HeaderArg {
 #[command(
     after_help = "Writes DIR/synth-NNNN-seedS.etl and DIR/manifest.json (counts per \
 opcode, per process and per heap, realloc statistics, sums of sizes) that tests compare the \
-decoder and the database against. The same seed writes the same bytes.\n\n\
+decoder and the database against, and the block lifetimes (`lifetimes`) an observer of the \
+written events must find. By default the captures have what real traces have: blocks \
+allocated before the trace, a few lost events, a heap destroyed and a process exiting \
+mid-trace (--ideal: none of them). The same seed writes the same bytes.\n\n\
 Examples:\n  heapdb synth --out demo\n  heapdb synth --out big --files 8 --events-per-file 5000000 --stacks\n  \
 heapdb synth --out wow --pointer-size mixed --compress --seed 7"
 )]
@@ -91,6 +94,28 @@ pub struct SynthArgs {
     /// truth is written to manifest.json (`regression` of each file).
     #[arg(long, value_name = "P:S=F", value_parser = parse_regression)]
     pub regression: Option<(usize, usize, f64)>,
+    /// Live blocks each process holds when the trace starts (allocated before it: no
+    /// Alloc logged), in its default heap. Frees and reallocs pick them like any other
+    /// block, so early Frees/ReAllocs touch blocks the trace never saw allocated.
+    #[arg(long, default_value_t = 300, value_name = "N")]
+    pub pre_trace_blocks: u32,
+    /// Share of Alloc and Free events (not ReAllocs) that happen but are not written,
+    /// as when a session's buffers overflow (0..0.5; 0 = none). Their number goes into
+    /// the logfile header's EventsLost; the manifest counts them (`lifetimes`).
+    #[arg(long, default_value_t = 0.0005, value_name = "F")]
+    pub lost_events: f64,
+    /// Do not destroy a private heap with live blocks in the middle of the trace (the
+    /// end-of-trace destroys stay).
+    #[arg(long)]
+    pub no_mid_trace_destroy: bool,
+    /// Do not make a process exit in the middle of the trace (at 60-80%, logging
+    /// nothing afterwards); it exits at the end instead.
+    #[arg(long)]
+    pub no_mid_trace_exit: bool,
+    /// An idealized trace: no pre-trace blocks, no lost events, no mid-trace heap
+    /// destroy or process exit (overrides the four options above).
+    #[arg(long)]
+    pub ideal: bool,
 }
 
 fn parse_regression(s: &str) -> Result<(usize, usize, f64), String> {
@@ -117,6 +142,9 @@ pub fn run(a: SynthArgs, quiet: bool) -> anyhow::Result<Outcome> {
             "--realloc-share and --internal-share must be between 0 and 1".into(),
         )
         .into());
+    }
+    if !(0.0..=0.5).contains(&a.lost_events) {
+        return Err(UsageError("--lost-events must be between 0 and 0.5".into()).into());
     }
     if !(4..=1024).contains(&a.buffer_kib) || a.cpus == 0 {
         return Err(
@@ -153,7 +181,12 @@ pub fn run(a: SynthArgs, quiet: bool) -> anyhow::Result<Outcome> {
         program_seed: a.program_seed,
         build: a.build,
         regression: a.regression,
+        pre_trace_blocks: a.pre_trace_blocks,
+        lost_events: a.lost_events,
+        destroy_mid_trace: !a.no_mid_trace_destroy,
+        exit_mid_trace: !a.no_mid_trace_exit,
     };
+    let opts = if a.ideal { opts.ideal() } else { opts };
     if let Some((p, site, _)) = opts.regression {
         let sites = synth::sites_per_process(&opts);
         match sites.get(p) {

@@ -194,6 +194,9 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             self.m.events_with_stack += 1;
             self.stacks_seen.insert(id);
         }
+        if !internal {
+            self.observe(pi, pid, &record, site, sid, ts);
+        }
         if let Some(t) = self.truth.as_deref_mut() {
             t.push(TruthOp {
                 info: EventInfo {
@@ -212,6 +215,65 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             });
         }
         Ok(())
+    }
+
+    /// Feeds a written event to the observer (the block lifetime model's view).
+    fn observe(
+        &mut self,
+        pi: usize,
+        pid: u32,
+        record: &HeapRecord,
+        site: Option<usize>,
+        sid: Option<i64>,
+        ts: u64,
+    ) {
+        let t = self.w.session().unix_ns(ts);
+        match *record {
+            HeapRecord::Alloc {
+                heap,
+                size,
+                address,
+                source,
+            } => self
+                .obs
+                .alloc(pi, (pid, heap, address), size, source.0, sid, site, t),
+            HeapRecord::Free {
+                heap,
+                address,
+                source,
+            } => self.obs.free(pi, (pid, heap, address), source.0, t),
+            HeapRecord::ReAlloc {
+                heap,
+                new_address,
+                old_address,
+                new_size,
+                old_size,
+                source,
+            } => self.obs.realloc(
+                pi,
+                (pid, heap, old_address),
+                (pid, heap, new_address),
+                old_size,
+                new_size,
+                source.0,
+                sid,
+                site,
+                t,
+            ),
+            HeapRecord::HeapOnly {
+                opcode: op::DESTROY,
+                heap,
+            } => {
+                let live_blocks = self.obs.destroy(pi, pid, heap, t);
+                self.m.lifetimes.heaps_destroyed.push(HeapDestroyTruth {
+                    pid,
+                    heap,
+                    time_ns: t,
+                    live_blocks,
+                });
+            }
+            _ => {}
+        }
     }
 
     /// The cache key of a site's stack; now and then a key is evicted (KeyDelete with

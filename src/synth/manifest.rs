@@ -17,6 +17,99 @@ pub struct TruthOp {
     pub internal: bool,
 }
 
+/// One block lifetime as an observer following the block lifetime model (the rules of
+/// heapdb's `blocks` table) must find it in the WRITTEN events: recorded by the
+/// synthesizer from what it did and what it wrote, not derived from heapdb.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TruthBlock {
+    pub pid: u32,
+    /// The heap handle.
+    pub heap: u64,
+    pub address: u64,
+    /// None for a block first seen by a Free (a Free carries no size).
+    pub size: Option<u64>,
+    /// The Source of the start event (Alloc or ReAlloc); for a block first seen by a
+    /// Free: the Free's Source; first seen as a ReAlloc's old side: None.
+    pub source: Option<u32>,
+    /// The stack id written with the start event (Alloc/ReAlloc with stacks on).
+    pub stack_id: Option<i64>,
+    /// `alloc`, `realloc`, `before_trace` or `lost_alloc`.
+    pub start_kind: &'static str,
+    /// UTC ns (None for `before_trace` / `lost_alloc`).
+    pub start_ns: Option<i64>,
+    /// `free`, `realloc_moved`, `realloc_in_place`, `heap_destroyed`,
+    /// `process_exited`, `lost_free` or `live_at_end`.
+    pub end_kind: &'static str,
+    /// UTC ns (None for `live_at_end`).
+    pub end_ns: Option<i64>,
+    /// Position in its realloc chain (0 = the chain's first block).
+    pub chain_index: u32,
+    /// Number of lifetimes in its whole chain.
+    pub chain_len: u32,
+}
+
+/// Blocks ending `live_at_end` (start kind alloc or realloc) of one call site.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LiveAtEndSite {
+    pub pid: u32,
+    /// The process's identity (see `ProcessStats::identity`).
+    pub process: String,
+    pub call_site: String,
+    pub stack_id: Option<i64>,
+    pub blocks: u64,
+    pub bytes: u64,
+}
+
+/// A process's peak of outstanding bytes (live blocks started alloc/realloc), the
+/// first time it is reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PeakTruth {
+    pub pid: u32,
+    pub identity: String,
+    pub peak_bytes: u64,
+    /// Outstanding blocks at that instant (not the maximum number of blocks).
+    pub peak_blocks: u64,
+    /// UTC ns of the event that reached the peak (None: never above 0).
+    pub peak_time_ns: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessExitTruth {
+    pub pid: u32,
+    /// UTC ns of its Process End event.
+    pub time_ns: i64,
+    /// Observed-live blocks (any start kind) that ended `process_exited`.
+    pub live_blocks: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HeapDestroyTruth {
+    pub pid: u32,
+    pub heap: u64,
+    pub time_ns: i64,
+    /// Observed-live blocks that ended `heap_destroyed`.
+    pub live_blocks: u64,
+}
+
+/// What the block lifetime model finds in the written events (see `TruthBlock`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LifetimeTruth {
+    /// Blocks the processes held before the trace started (created by the simulator).
+    pub pre_trace_blocks: u64,
+    /// Alloc and Free events that happened but were not written.
+    pub lost_allocs: u64,
+    pub lost_frees: u64,
+    /// Lifetimes per `"start_kind/end_kind"`.
+    pub blocks: BTreeMap<String, u64>,
+    pub live_at_end_by_site: Vec<LiveAtEndSite>,
+    /// Chain length (>= 2) -> number of chains.
+    pub chains: BTreeMap<u32, u64>,
+    pub longest_chain: u32,
+    pub peaks: Vec<PeakTruth>,
+    pub process_exits: Vec<ProcessExitTruth>,
+    pub heaps_destroyed: Vec<HeapDestroyTruth>,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReallocStats {
     pub total: u64,
@@ -61,6 +154,8 @@ pub struct ProcessStats {
     pub threads: Vec<u32>,
     pub heap_events: u64,
     pub reallocs: u64,
+    /// The process wrote its Process End (mid-trace or at the end; see
+    /// `LifetimeTruth::process_exits`).
     pub exited: bool,
     /// Name (lowercase), plus the arguments of the command line when another process
     /// of the capture has the same name: the same every night.
@@ -78,7 +173,7 @@ pub struct SiteStats {
     /// The first frame in the program's own code (after the heap's and the CRT's).
     pub call_site: String,
     /// Allocs (not the internal Alloc of a moving ReAlloc) and ReAllocs of blocks
-    /// allocated here.
+    /// allocated here, as written (lost Allocs are not counted; see `lifetimes`).
     pub allocs: u64,
     pub reallocs: u64,
     pub moves: u64,
@@ -110,6 +205,7 @@ pub struct FileManifest {
     /// Heap events per opcode name.
     pub heap_opcodes: BTreeMap<String, u64>,
     pub reallocs: ReallocStats,
+    /// Alloc and Free events written (lost ones are in `lifetimes`).
     pub alloc_count: u64,
     pub alloc_bytes: u64,
     pub free_count: u64,
@@ -119,6 +215,9 @@ pub struct FileManifest {
     pub records_32bit: u64,
     pub events_with_stack: u64,
     pub distinct_stacks: u64,
+    /// Blocks (and their bytes) ending `live_at_end` under the block lifetime model
+    /// whose start kind is `alloc` or `realloc` (blocks from before the trace, ghosts of
+    /// lost Frees included when their Alloc was written; see `lifetimes`).
     pub live_blocks_at_end: u64,
     pub live_bytes_at_end: u64,
     pub start_time_utc_ns: i64,
@@ -127,6 +226,8 @@ pub struct FileManifest {
     pub processes: Vec<ProcessStats>,
     pub heaps: Vec<HeapStats>,
     pub regression: Option<RegressionTruth>,
+    /// The block lifetime model's view of the written events.
+    pub lifetimes: LifetimeTruth,
 }
 
 #[derive(Debug, Clone, Serialize)]

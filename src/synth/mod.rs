@@ -9,9 +9,15 @@
 //! reallocs (a share of the moving ones logged with their internal Alloc + Free, as the
 //! heap notes §4.3 describe); every Source value; optional StackWalk events (plain or
 //! stack-key cached); optional WOW64 (32-bit) records; optional LZ77-compressed buffers.
+//! By default also what real traces have (each can be turned off, `Options::ideal` turns
+//! off all): blocks allocated before the trace, lost Alloc/Free events (the header's
+//! EventsLost), a private heap destroyed and a process exiting mid-trace. The generator
+//! follows what an observer of the written events finds under the block lifetime model
+//! (`observe.rs`): the manifest's `lifetimes` and `generate_file_with_truth`'s blocks.
 
 mod events;
 pub mod manifest;
+mod observe;
 mod ops;
 mod program;
 pub use program::sites_per_process;
@@ -21,8 +27,8 @@ mod sim;
 pub mod writer;
 
 pub use manifest::{
-    FileManifest, HeapStats, Manifest, ProcessStats, ReallocStats, RegressionTruth, SiteStats,
-    TruthOp,
+    FileManifest, HeapDestroyTruth, HeapStats, LifetimeTruth, LiveAtEndSite, Manifest, PeakTruth,
+    ProcessExitTruth, ProcessStats, ReallocStats, RegressionTruth, SiteStats, TruthBlock, TruthOp,
 };
 
 use crate::etl::headers::event_header;
@@ -109,6 +115,35 @@ pub struct Options {
     /// of its process's allocations (and so its reallocs) grows by `factor` per night
     /// (night = the file's index).
     pub regression: Option<(usize, usize, f64)>,
+    /// Live blocks each process already holds when the trace starts (allocated before
+    /// it, no Alloc logged), in its default heap; frees and reallocs pick among them
+    /// like any other block. 0: every block is allocated during the trace.
+    pub pre_trace_blocks: u32,
+    /// Share of Alloc and Free events (not ReAllocs, not the internal Alloc/Free of a
+    /// moving ReAlloc) that happen but are not written, as when the session's buffers
+    /// overflow. Their number is the logfile header's EventsLost. 0: nothing is lost.
+    pub lost_events: f64,
+    /// One private heap (of a process that has one) is destroyed in the middle of the
+    /// trace with live blocks in it; no event uses it afterwards.
+    pub destroy_mid_trace: bool,
+    /// With 2 or more processes, the last one exits at 60-80% of the trace (its
+    /// Process End event) and logs nothing afterwards. Otherwise it exits at the end.
+    pub exit_mid_trace: bool,
+}
+
+impl Options {
+    /// The same options without the real-trace irregularities: no blocks from before
+    /// the trace, no lost events, no heap destroyed and no process ending mid-trace
+    /// (the end-of-trace destroys and process exit stay).
+    pub fn ideal(self) -> Options {
+        Options {
+            pre_trace_blocks: 0,
+            lost_events: 0.0,
+            destroy_mid_trace: false,
+            exit_mid_trace: false,
+            ..self
+        }
+    }
 }
 
 impl Default for Options {
@@ -129,6 +164,10 @@ impl Default for Options {
             program_seed: 1,
             build: 0,
             regression: None,
+            pre_trace_blocks: 300,
+            lost_events: 0.0005,
+            destroy_mid_trace: true,
+            exit_mid_trace: true,
         }
     }
 }
@@ -239,8 +278,21 @@ pub fn generate_file(
     file_index: u32,
     truth: Option<&mut Vec<TruthOp>>,
 ) -> io::Result<FileManifest> {
+    generate_file_with_truth(path, opts, file_index, truth, None)
+}
+
+/// Generates one capture. `ops`, when given, receives every heap event as written (lost
+/// events are not written, so not there); `blocks` every block lifetime the block
+/// lifetime model finds in the written events, in start order (see `TruthBlock`).
+pub fn generate_file_with_truth(
+    path: &Path,
+    opts: &Options,
+    file_index: u32,
+    ops: Option<&mut Vec<TruthOp>>,
+    blocks: Option<&mut Vec<TruthBlock>>,
+) -> io::Result<FileManifest> {
     let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut g = Gen::new(opts, file_index, out, truth)?;
+    let mut g = Gen::new(opts, file_index, out, ops, blocks)?;
     g.run()?;
     let mut m = g.finish()?;
     m.path = path.display().to_string();
@@ -254,7 +306,7 @@ pub fn write_capture<W: Write + io::Seek>(
     opts: &Options,
     file_index: u32,
 ) -> io::Result<FileManifest> {
-    let mut g = Gen::new(opts, file_index, out, None)?;
+    let mut g = Gen::new(opts, file_index, out, None, None)?;
     g.run()?;
     g.finish()
 }
@@ -269,6 +321,9 @@ struct Gen<'t, W: Write + io::Seek> {
     rec: Vec<u8>,
     payload: Vec<u8>,
     truth: Option<&'t mut Vec<TruthOp>>,
+    blocks_out: Option<&'t mut Vec<TruthBlock>>,
+    /// The block lifetime model's view of what is written.
+    obs: observe::Observer,
     m: FileManifest,
     counts: HashMap<(Guid, i16), u64>,
     heap_events: u64,
@@ -289,6 +344,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         file_index: u32,
         out: W,
         truth: Option<&'t mut Vec<TruthOp>>,
+        blocks_out: Option<&'t mut Vec<TruthBlock>>,
     ) -> io::Result<Self> {
         let mut rng = Rng::new(opts.seed ^ (file_index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let ptr_file = if opts.pointer_mode == PointerMode::P32 {
@@ -335,6 +391,8 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             rec: Vec::with_capacity(512),
             payload: Vec::with_capacity(512),
             truth,
+            obs: observe::Observer::new(0, blocks_out.is_some()),
+            blocks_out,
             m,
             counts: HashMap::new(),
             heap_events: 0,
@@ -350,6 +408,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             .entry((crate::etl::kernel::EVENT_TRACE_GUID, 0))
             .or_default() += 1;
         g.make_processes();
+        g.obs = observe::Observer::new(g.procs.len(), g.blocks_out.is_some());
         Ok(g)
     }
 
@@ -410,15 +469,19 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
     pub(super) fn finish(self) -> io::Result<FileManifest> {
         let end = self.ts + 1000;
         let Gen {
-            w,
+            mut w,
             opts,
             mut m,
             procs,
             counts,
             heap_events,
             stacks_seen,
+            obs,
+            blocks_out,
             ..
         } = self;
+        let lost = m.lifetimes.lost_allocs + m.lifetimes.lost_frees;
+        w.set_events_lost(lost.min(u32::MAX as u64) as u32);
         let (_, written) = w.finish(end)?;
         m.bytes = written.bytes;
         m.buffers = written.buffers;
@@ -440,13 +503,55 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                 });
             }
         }
+        let (lives, kinds, peaks, chains) = obs.finish();
+        let lt = &mut m.lifetimes;
+        lt.blocks = kinds;
+        for len in chains {
+            *lt.chains.entry(len).or_default() += 1;
+            lt.longest_chain = lt.longest_chain.max(len);
+        }
+        if lt.longest_chain == 0 && lt.blocks.values().any(|&n| n > 0) {
+            lt.longest_chain = 1;
+        }
+        for (pi, pk) in peaks.iter().enumerate() {
+            lt.peaks.push(PeakTruth {
+                pid: procs[pi].pid,
+                identity: procs[pi].stats.identity.clone(),
+                peak_bytes: pk.peak_bytes,
+                peak_blocks: pk.peak_blocks,
+                peak_time_ns: pk.peak_time_ns,
+            });
+        }
+        let mut by_site: BTreeMap<(usize, usize, Option<i64>), (u64, u64)> = BTreeMap::new();
+        for l in &lives {
+            let b = &l.block;
+            if b.end_kind == "live_at_end" && matches!(b.start_kind, "alloc" | "realloc") {
+                m.live_blocks_at_end += 1;
+                m.live_bytes_at_end += b.size.unwrap_or(0);
+                if let Some(site) = l.site {
+                    let e = by_site.entry((l.pi, site, b.stack_id)).or_default();
+                    e.0 += 1;
+                    e.1 += b.size.unwrap_or(0);
+                }
+            }
+        }
+        m.lifetimes.live_at_end_by_site = by_site
+            .into_iter()
+            .map(|((pi, site, stack_id), (blocks, bytes))| LiveAtEndSite {
+                pid: procs[pi].pid,
+                process: procs[pi].stats.identity.clone(),
+                call_site: procs[pi].sites[site].module_frames[program::FIRST_CALLER].clone(),
+                stack_id,
+                blocks,
+                bytes,
+            })
+            .collect();
+        if let Some(out) = blocks_out {
+            out.extend(lives.into_iter().map(|l| l.block));
+        }
         for mut p in procs {
             for (st, site) in p.stats.sites.iter_mut().zip(&p.sites) {
                 st.weight = site.weight;
-            }
-            for b in &p.blocks {
-                m.live_blocks_at_end += 1;
-                m.live_bytes_at_end += b.size;
             }
             for h in p.heaps {
                 m.heaps.push(h.stats);

@@ -18,6 +18,11 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         }
     }
 
+    /// Whether this Alloc/Free is lost (happens, but is not written).
+    fn lose(&mut self) -> bool {
+        self.opts.lost_events > 0.0 && self.rng.chance(self.opts.lost_events)
+    }
+
     pub(super) fn do_alloc(&mut self, pi: usize, tid: u32) -> io::Result<()> {
         let heap = self.pick_heap(pi);
         let site = self.pick_site(pi);
@@ -33,6 +38,10 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             capacity,
             site,
         });
+        if self.lose() {
+            self.m.lifetimes.lost_allocs += 1;
+            return Ok(());
+        }
         self.heap_event(
             pi,
             tid,
@@ -58,6 +67,10 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         let h = &mut self.procs[pi].heaps[b.heap];
         h.release(b.address, b.capacity);
         let handle = h.handle;
+        if self.lose() {
+            self.m.lifetimes.lost_frees += 1;
+            return Ok(());
+        }
         self.heap_event(
             pi,
             tid,
@@ -279,8 +292,28 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         self.rundown()?;
         let target = self.opts.events_per_file;
         let share = self.opts.realloc_share.clamp(0.0, 1.0);
+        // Mid-trace: the last process exits at 60-80% of the trace, one private heap
+        // is destroyed (with live blocks) at 30-55%.
+        let n = self.procs.len();
+        let mut exit_at =
+            (self.opts.exit_mid_trace && n >= 2).then(|| target * self.rng.range(60, 80) / 100);
+        let mut destroy_at = self
+            .opts
+            .destroy_mid_trace
+            .then(|| target * self.rng.range(30, 55) / 100);
         while self.heap_events < target {
-            let pi = self.rng.below(self.procs.len() as u64) as usize;
+            if destroy_at.is_some_and(|at| self.heap_events >= at) {
+                destroy_at = None;
+                self.destroy_mid_trace()?;
+            }
+            if exit_at.is_some_and(|at| self.heap_events >= at) {
+                exit_at = None;
+                self.process_end(n - 1)?;
+            }
+            let mut pi = self.rng.below(n as u64) as usize;
+            while self.procs[pi].stats.exited {
+                pi = self.rng.below(n as u64) as usize;
+            }
             let tid = *self.rng.pick(&self.procs[pi].threads);
             let r = self.rng.f64();
             if r < 0.004 {
@@ -300,24 +333,12 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         // End of capture: some private heaps are destroyed (their blocks go with them),
         // one process exits, and the cached stack keys are run down.
         for pi in 0..self.procs.len() {
+            if self.procs[pi].stats.exited {
+                continue;
+            }
             for hi in 1..self.procs[pi].heaps.len() {
-                if self.rng.chance(0.5) {
-                    let tid = self.procs[pi].threads[0];
-                    let handle = self.procs[pi].heaps[hi].handle;
-                    self.heap_event(
-                        pi,
-                        tid,
-                        hi,
-                        HeapRecord::HeapOnly {
-                            opcode: op::DESTROY,
-                            heap: handle,
-                        },
-                        None,
-                        false,
-                    )?;
-                    self.procs[pi].heaps[hi].destroyed = true;
-                    self.procs[pi].heaps[hi].stats.destroyed = true;
-                    self.procs[pi].blocks.retain(|b| b.heap != hi);
+                if !self.procs[pi].heaps[hi].destroyed && self.rng.chance(0.5) {
+                    self.destroy_heap(pi, hi)?;
                 }
             }
         }
@@ -328,28 +349,89 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                 self.write_key_def(0x1824, k, &frames, 0)?;
             }
         }
-        if self.procs.len() > 1 {
-            let pi = self.procs.len() - 1;
-            self.tick();
-            let (pid, name) = (self.procs[pi].pid, self.procs[pi].name);
-            let kp = self.ptr_file;
-            self.payload.clear();
-            self.put_ptr(kp, 0xffff_c000_0000_0000 | ((pid as u64) << 8));
-            self.put32(pid);
-            self.put32(4);
-            self.put32(1);
-            self.put32(0);
-            self.put_ptr(kp, 0x1_2345_6000);
-            self.put32(0);
-            self.put32(0); // no SID
-            self.payload.extend_from_slice(name.as_bytes());
-            self.payload.push(0);
-            self.put_utf16z("");
-            self.put_utf16z("");
-            self.put_utf16z("");
-            self.push_system(0, kp, 4, 0x0302, 0, pid)?;
-            self.procs[pi].stats.exited = true;
+        if self.procs.len() > 1 && !self.procs[self.procs.len() - 1].stats.exited {
+            self.process_end(self.procs.len() - 1)?;
         }
+        Ok(())
+    }
+
+    /// Destroys private heap `hi` of process `pi`: its blocks go with it.
+    fn destroy_heap(&mut self, pi: usize, hi: usize) -> io::Result<()> {
+        let tid = self.procs[pi].threads[0];
+        let handle = self.procs[pi].heaps[hi].handle;
+        self.heap_event(
+            pi,
+            tid,
+            hi,
+            HeapRecord::HeapOnly {
+                opcode: op::DESTROY,
+                heap: handle,
+            },
+            None,
+            false,
+        )?;
+        self.procs[pi].heaps[hi].destroyed = true;
+        self.procs[pi].heaps[hi].stats.destroyed = true;
+        self.procs[pi].blocks.retain(|b| b.heap != hi);
+        Ok(())
+    }
+
+    /// Mid-trace: a process (still running) with private heaps destroys the one holding
+    /// the most live blocks.
+    fn destroy_mid_trace(&mut self) -> io::Result<()> {
+        let candidates: Vec<usize> = (0..self.procs.len())
+            .filter(|&pi| {
+                let p = &self.procs[pi];
+                !p.stats.exited && p.heaps.iter().skip(1).any(|h| !h.destroyed)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let pi = *self.rng.pick(&candidates);
+        let p = &self.procs[pi];
+        let hi = (1..p.heaps.len())
+            .filter(|&hi| !p.heaps[hi].destroyed)
+            .max_by_key(|&hi| {
+                (
+                    p.blocks.iter().filter(|b| b.heap == hi).count(),
+                    usize::MAX - hi,
+                )
+            })
+            .unwrap_or(1);
+        self.destroy_heap(pi, hi)
+    }
+
+    /// Process `pi` exits: its Process End event (kernel, hook 0x0302); its blocks die
+    /// with it and it logs nothing afterwards.
+    pub(super) fn process_end(&mut self, pi: usize) -> io::Result<()> {
+        let ts = self.tick();
+        let (pid, name) = (self.procs[pi].pid, self.procs[pi].name);
+        let kp = self.ptr_file;
+        self.payload.clear();
+        self.put_ptr(kp, 0xffff_c000_0000_0000 | ((pid as u64) << 8));
+        self.put32(pid);
+        self.put32(4);
+        self.put32(1);
+        self.put32(0);
+        self.put_ptr(kp, 0x1_2345_6000);
+        self.put32(0);
+        self.put32(0); // no SID
+        self.payload.extend_from_slice(name.as_bytes());
+        self.payload.push(0);
+        self.put_utf16z("");
+        self.put_utf16z("");
+        self.put_utf16z("");
+        self.push_system(0, kp, 4, 0x0302, 0, pid)?;
+        self.procs[pi].stats.exited = true;
+        self.procs[pi].blocks.clear();
+        let t = self.w.session().unix_ns(ts);
+        let live_blocks = self.obs.exit(pid, t);
+        self.m.lifetimes.process_exits.push(ProcessExitTruth {
+            pid,
+            time_ns: t,
+            live_blocks,
+        });
         Ok(())
     }
 }

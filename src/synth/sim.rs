@@ -134,6 +134,29 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         }
         self.name_processes();
         self.apply_regression();
+        self.pre_trace_blocks();
+    }
+
+    /// Blocks allocated before the trace started (no Alloc logged), in the default
+    /// heap (the only heap that predates the trace), by the usual sites and sizes.
+    fn pre_trace_blocks(&mut self) {
+        let n = self.opts.pre_trace_blocks;
+        for pi in 0..self.procs.len() {
+            for _ in 0..n {
+                let site = self.pick_site(pi);
+                let size = self.sample_size();
+                let capacity = self.capacity_for(size);
+                let address = self.procs[pi].heaps[0].alloc(capacity);
+                self.procs[pi].blocks.push(Block {
+                    heap: 0,
+                    address,
+                    size,
+                    capacity,
+                    site,
+                });
+            }
+            self.m.lifetimes.pre_trace_blocks += n as u64;
+        }
     }
 
     /// Identities as the manifest states them (independently of heapdb's rule, which

@@ -94,6 +94,11 @@ impl<W: Write + Seek> EtlWriter<W> {
         Ok(w)
     }
 
+    /// The logfile header's EventsLost (written by `finish`).
+    pub fn set_events_lost(&mut self, n: u32) {
+        self.events_lost = n;
+    }
+
     pub fn session(&self) -> &SessionInfo {
         &self.s
     }
