@@ -17,8 +17,8 @@
 -- biggest AIFO block; first_s / last_s: when the first and last of them started, in
 -- seconds after the session start.
 WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi, start_time_ns,
-                    max(start_time_ns + coalesce(:since, -1e12) * 1e9, first_event_ns) AS t_from,
-                    min(start_time_ns + coalesce(:until, 1e12) * 1e9, last_event_ns + 1) AS t_to
+                    max(CASE WHEN :since IS NULL THEN -9223372036854775807 ELSE start_time_ns + CAST(round(:since * 1e9) AS INTEGER) END, first_event_ns) AS t_from,
+                    min(CASE WHEN :until IS NULL THEN 9223372036854775807 ELSE start_time_ns + CAST(round(:until * 1e9) AS INTEGER) END, last_event_ns + 1) AS t_to
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 aifo AS (

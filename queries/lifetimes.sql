@@ -21,8 +21,8 @@
 -- the window). A site is the stack of the block's start, named by its call site; blocks
 -- from before the trace have none ('(before the trace)').
 WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi,
-                    start_time_ns + coalesce(:since, -1e12) * 1e9 AS t_from,
-                    start_time_ns + coalesce(:until, 1e12) * 1e9 AS t_to
+                    CASE WHEN :since IS NULL THEN -9223372036854775807 ELSE start_time_ns + CAST(round(:since * 1e9) AS INTEGER) END AS t_from,
+                    CASE WHEN :until IS NULL THEN 9223372036854775807 ELSE start_time_ns + CAST(round(:until * 1e9) AS INTEGER) END AS t_to
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 c AS (
@@ -62,6 +62,7 @@ SELECT CASE WHEN s.unseen THEN '(before the trace)'
        s.stack_id,
        s.pid,
        p.name AS process,
+       s.heap,                                   -- set when the site is the heap (no stack)
        s.aifi_blocks, coalesce(s.aifi_bytes, 0) AS aifi_bytes,
        s.aifo_blocks, coalesce(s.aifo_bytes, 0) AS aifo_bytes,
        s.aofi_blocks, coalesce(s.aofi_bytes, 0) AS aofi_bytes,

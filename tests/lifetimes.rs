@@ -43,7 +43,10 @@ fn ev(t: i64, op: u8, a: u64) -> E {
     }
 }
 fn alloc(t: i64, a: u64, size: u64) -> E {
-    E { size, ..ev(t, ALLOC, a) }
+    E {
+        size,
+        ..ev(t, ALLOC, a)
+    }
 }
 fn free(t: i64, a: u64) -> E {
     ev(t, FREE, a)
@@ -108,9 +111,7 @@ fn track_on(
 }
 
 /// (address, start kind, start, end kind, end, size, chain index).
-fn shape(
-    b: &[BlockRow],
-) -> Vec<(
+type Shape = (
     u64,
     StartKind,
     Option<i64>,
@@ -118,7 +119,9 @@ fn shape(
     Option<i64>,
     Option<u64>,
     u32,
-)> {
+);
+
+fn shape(b: &[BlockRow]) -> Vec<Shape> {
     let mut v: Vec<_> = b
         .iter()
         .map(|b| {
@@ -237,7 +240,15 @@ fn bad_input_becomes_documented_kinds() {
         vec![
             (0xa0, BeforeTrace, None, Free, Some(10), None, 0),
             (0xa0, LostAlloc, None, Free, Some(30), None, 0),
-            (0xb0, Realloc, Some(20), HeapDestroyed, Some(70), Some(32), 1),
+            (
+                0xb0,
+                Realloc,
+                Some(20),
+                HeapDestroyed,
+                Some(70),
+                Some(32),
+                1
+            ),
             (0xc0, Alloc, Some(40), LostFree, Some(50), Some(8), 0),
             (0xc0, Alloc, Some(50), HeapDestroyed, Some(70), Some(9), 0),
             (0xd0, Alloc, Some(60), HeapDestroyed, Some(70), Some(5), 0),

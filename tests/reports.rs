@@ -7,7 +7,9 @@
 mod common;
 
 use heapdb::heap::record::{HeapRecord, Source};
-use heapdb::synth::{generate_file, FileManifest, Options, PointerMode, StackMode, TruthOp};
+use heapdb::synth::{
+    generate_file_with_truth, FileManifest, Options, PointerMode, StackMode, TruthBlock, TruthOp,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -17,6 +19,8 @@ use std::sync::OnceLock;
 struct Fixture {
     db: PathBuf,
     truth: Vec<Vec<TruthOp>>, // per capture, in time order
+    /// Per capture: every block lifetime, as the synthesizer recorded it.
+    blocks: Vec<Vec<TruthBlock>>,
     manifests: Vec<FileManifest>,
     _dir: tempfile::TempDir,
 }
@@ -36,12 +40,21 @@ fn fixture() -> &'static Fixture {
             ..Options::default()
         };
         let mut truth = Vec::new();
+        let mut blocks = Vec::new();
         let mut manifests = Vec::new();
         for i in 0..2 {
             let mut t = Vec::new();
-            let m =
-                generate_file(&caps.join(format!("night{i}.etl")), &opts, i, Some(&mut t)).unwrap();
+            let mut b = Vec::new();
+            let m = generate_file_with_truth(
+                &caps.join(format!("night{i}.etl")),
+                &opts,
+                i,
+                Some(&mut t),
+                Some(&mut b),
+            )
+            .unwrap();
             truth.push(t);
+            blocks.push(b);
             manifests.push(m);
         }
         let db = dir.path().join("heap.db");
@@ -59,6 +72,7 @@ fn fixture() -> &'static Fixture {
         Fixture {
             db,
             truth,
+            blocks,
             manifests,
             _dir: dir,
         }
@@ -266,148 +280,81 @@ fn move_ratio() {
     assert_eq!(got, want);
 }
 
-/// Blocks followed in time order: the oracle of growth-chains, outstanding-at-end and
-/// data-quality.
+/// A realloc chain, rebuilt from the synthesizer's lifetimes: a block with
+/// chain_index > 0 continues the block of its process that a ReAlloc ended at the
+/// instant it started (the synthesizer's timestamps are strictly increasing, so that
+/// block is unique).
 #[derive(Clone, Debug)]
 struct Chain {
     pid: u32,
     heap: u64,
-    length: u64,
-    first_size: u64,
-    final_size: u64,
-    moves: u64,
-    live: bool,
-    started_before: bool,
+    /// Lifetimes, first to last.
+    blocks: Vec<TruthBlock>,
 }
 
-#[derive(Clone)]
-enum Block {
-    Alloc {
-        size: u64,
-        stack: Option<i64>,
-    },
-    Realloc {
-        chain: usize,
-        size: u64,
-        stack: Option<i64>,
-    },
-}
-
-struct Sim {
-    chains: Vec<Chain>,
-    live: HashMap<(u32, u64, u64), Block>,
-    unseen_old_blocks: u64,
-}
-
-fn simulate(ops: &[TruthOp]) -> Sim {
-    let mut s = Sim {
-        chains: Vec::new(),
-        live: HashMap::new(),
-        unseen_old_blocks: 0,
-    };
-    for t in ops {
-        let pid = t.info.pid;
-        match t.record {
-            HeapRecord::Alloc {
-                heap,
-                address,
-                size,
-                ..
-            } if !t.internal => {
-                s.live.insert(
-                    (pid, heap, address),
-                    Block::Alloc {
-                        size,
-                        stack: t.stack_id,
-                    },
-                );
-            }
-            HeapRecord::Free { heap, address, .. } if !t.internal => {
-                if let Some(Block::Realloc { chain, .. }) = s.live.remove(&(pid, heap, address)) {
-                    s.chains[chain].live = false;
-                }
-            }
-            HeapRecord::ReAlloc {
-                heap,
-                new_address,
-                old_address,
-                new_size,
-                old_size,
-                ..
-            } => {
-                let mv = (new_address != old_address) as u64;
-                let chain = match s.live.remove(&(pid, heap, old_address)) {
-                    Some(Block::Realloc { chain, .. }) => {
-                        let c = &mut s.chains[chain];
-                        c.length += 1;
-                        c.final_size = new_size;
-                        c.moves += mv;
-                        chain
-                    }
-                    prior => {
-                        if prior.is_none() {
-                            s.unseen_old_blocks += 1;
-                        }
-                        s.chains.push(Chain {
-                            pid,
-                            heap,
-                            length: 1,
-                            first_size: old_size,
-                            final_size: new_size,
-                            moves: mv,
-                            live: true,
-                            started_before: prior.is_none(),
-                        });
-                        s.chains.len() - 1
-                    }
-                };
-                s.live.insert(
-                    (pid, heap, new_address),
-                    Block::Realloc {
-                        chain,
-                        size: new_size,
-                        stack: t.stack_id,
-                    },
-                );
-            }
-            HeapRecord::HeapOnly { opcode: 35, heap } => {
-                let gone: Vec<_> = s
-                    .live
-                    .keys()
-                    .filter(|k| k.0 == pid && k.1 == heap)
-                    .copied()
-                    .collect();
-                for k in gone {
-                    if let Some(Block::Realloc { chain, .. }) = s.live.remove(&k) {
-                        s.chains[chain].live = false;
-                    }
-                }
-            }
-            _ => {}
+fn chains(blocks: &[TruthBlock]) -> Vec<Chain> {
+    let realloc_end =
+        |b: &TruthBlock| b.end_kind == "realloc_moved" || b.end_kind == "realloc_in_place";
+    let ended_at: HashMap<(u32, i64), usize> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| realloc_end(b))
+        .map(|(i, b)| ((b.pid, b.end_ns.unwrap()), i))
+        .collect();
+    let mut next: HashMap<usize, usize> = HashMap::new();
+    for (i, b) in blocks.iter().enumerate() {
+        if b.chain_index > 0 {
+            let prev = ended_at[&(b.pid, b.start_ns.unwrap())];
+            assert_eq!(blocks[prev].chain_index + 1, b.chain_index);
+            next.insert(prev, i);
         }
     }
-    s
+    let mut out = Vec::new();
+    for (i, b) in blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.chain_index == 0)
+    {
+        let mut c = vec![b.clone()];
+        let mut at = i;
+        while let Some(&n) = next.get(&at) {
+            c.push(blocks[n].clone());
+            at = n;
+        }
+        assert_eq!(c.len() as u32, b.chain_len);
+        out.push(Chain {
+            pid: b.pid,
+            heap: b.heap,
+            blocks: c,
+        });
+    }
+    out
 }
 
 #[test]
 fn growth_chains() {
-    let sim = simulate(&fixture().truth[1]);
+    let f = fixture();
+    let all = chains(&f.blocks[1]);
     let key = |c: &Chain| {
+        let first = &c.blocks[0];
+        let last = c.blocks.last().unwrap();
         (
             c.pid,
             c.heap,
-            c.length,
-            c.first_size,
-            c.final_size,
-            c.moves,
-            c.live,
-            c.started_before,
+            c.blocks.len() as u64 - 1,
+            first.size.unwrap_or(0),
+            last.size.unwrap_or(0),
+            c.blocks
+                .iter()
+                .filter(|b| b.end_kind == "realloc_moved")
+                .count() as u64,
+            last.end_kind == "live_at_end",
+            first.start_kind == "before_trace" || first.start_kind == "lost_alloc",
         )
     };
-    let mut want: Vec<_> = sim
-        .chains
+    let mut want: Vec<_> = all
         .iter()
-        .filter(|c| c.length >= 2)
+        .filter(|c| c.blocks.len() >= 3)
         .map(key)
         .collect();
     want.sort();
@@ -429,14 +376,21 @@ fn growth_chains() {
         .collect();
     got.sort();
     assert!(want.len() > 100, "the fixture has chains ({})", want.len());
+    assert!(
+        want.iter().any(|w| w.7),
+        "some chains start before the trace"
+    );
     assert_eq!(got, want);
+    // The manifest's histogram of chain lengths agrees.
+    let m = &f.manifests[1].lifetimes;
+    assert_eq!(
+        all.iter().filter(|c| c.blocks.len() >= 2).count() as u64,
+        m.chains.values().sum::<u64>()
+    );
     // The default view: the 20 longest, longest first.
     let top = query(&["growth-chains"]);
     assert_eq!(top.len(), 20);
-    assert_eq!(
-        i(&top[0]["reallocs"]) as u64,
-        want.iter().map(|w| w.2).max().unwrap()
-    );
+    assert_eq!(i(&top[0]["reallocs"]) as u32 + 1, m.longest_chain);
 }
 
 #[test]
@@ -625,17 +579,15 @@ fn timeline() {
 #[test]
 fn outstanding_at_end() {
     let f = fixture();
-    let sim = simulate(&f.truth[1]);
+    // (pid, stack) -> [blocks, bytes, via realloc], from the synthesizer's lifetimes.
     let mut want: BTreeMap<(u32, i64), [u64; 3]> = BTreeMap::new();
-    for ((pid, _, _), b) in &sim.live {
-        let (size, stack, via) = match b {
-            Block::Alloc { size, stack } => (*size, *stack, 0),
-            Block::Realloc { size, stack, .. } => (*size, *stack, 1),
-        };
-        let e = want.entry((*pid, stack.unwrap())).or_default();
+    for b in f.blocks[1].iter().filter(|b| {
+        b.end_kind == "live_at_end" && (b.start_kind == "alloc" || b.start_kind == "realloc")
+    }) {
+        let e = want.entry((b.pid, b.stack_id.unwrap())).or_default();
         e[0] += 1;
-        e[1] += size;
-        e[2] += via;
+        e[1] += b.size.unwrap();
+        e[2] += (b.start_kind == "realloc") as u64;
     }
     let got: BTreeMap<(u32, i64), [u64; 3]> = query(&["outstanding-at-end", "-p", "limit=100000"])
         .iter()
@@ -651,15 +603,31 @@ fn outstanding_at_end() {
         })
         .collect();
     assert_eq!(got, want);
-    // And the synthesizer's own count of live blocks agrees.
+    // The manifest's own per-site record and totals agree.
+    let m = &f.manifests[1];
+    for site in &m.lifetimes.live_at_end_by_site {
+        let g = got[&(site.pid, site.stack_id.unwrap())];
+        assert_eq!(
+            [g[0], g[1]],
+            [site.blocks, site.bytes],
+            "{}",
+            site.call_site
+        );
+    }
     assert_eq!(
         got.values().map(|v| v[0]).sum::<u64>(),
-        f.manifests[1].live_blocks_at_end
+        m.live_blocks_at_end
     );
-    assert_eq!(
-        got.values().map(|v| v[1]).sum::<u64>(),
-        f.manifests[1].live_bytes_at_end
-    );
+    assert_eq!(got.values().map(|v| v[1]).sum::<u64>(), m.live_bytes_at_end);
+    // Rows name the call site, as the manifest does.
+    let top = query(&["outstanding-at-end", "-p", "limit=1"]);
+    let site = m
+        .lifetimes
+        .live_at_end_by_site
+        .iter()
+        .find(|x| x.stack_id == Some(i(&top[0]["stack_id"])))
+        .unwrap();
+    assert_eq!(top[0]["site"].as_str().unwrap(), site.call_site);
 }
 
 #[test]
@@ -891,6 +859,7 @@ fn data_quality() {
     assert_eq!(got.len(), 2);
     for (c, g) in got.iter().enumerate() {
         let m = &f.manifests[c];
+        let lt = &m.lifetimes;
         assert_eq!(i(&g["events_decoded"]) as u64, m.heap_events);
         assert_eq!(i(&g["events_seen"]) as u64, m.events);
         assert_eq!(i(&g["reallocs"]) as u64, m.reallocs.total);
@@ -899,52 +868,73 @@ fn data_quality() {
             i(&g["moving_reallocs_linked"]) as u64,
             m.reallocs.with_internal_alloc_free
         );
+        // The session lost what the synthesizer did not write.
+        assert_eq!(i(&g["events_lost"]) as u64, lt.lost_allocs + lt.lost_frees);
+        assert!(lt.lost_allocs + lt.lost_frees > 0);
         assert_eq!(
             [
-                i(&g["events_lost"]),
                 i(&g["events_bad"]),
                 i(&g["ingest_errors"]),
-                i(&g["stacks_orphan"])
+                i(&g["stacks_orphan"]),
+                i(&g["events_out_of_order"])
             ],
             [0, 0, 0, 0]
         );
+        let kinds = |pred: &dyn Fn(&str, &str) -> bool| -> u64 {
+            lt.blocks
+                .iter()
+                .filter(|(k, _)| {
+                    let (a, b) = k.split_once('/').unwrap();
+                    pred(a, b)
+                })
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let realloc_end = |e: &str| e == "realloc_moved" || e == "realloc_in_place";
+        let want = [
+            kinds(&|s, _| s == "before_trace"),
+            kinds(&|s, e| (s == "before_trace" || s == "lost_alloc") && realloc_end(e)),
+            kinds(&|s, _| s == "lost_alloc"),
+            kinds(&|_, e| e == "lost_free"),
+            kinds(&|_, e| e == "heap_destroyed"),
+            kinds(&|_, e| e == "process_exited"),
+        ];
+        let cols = [
+            "blocks_before_trace",
+            "reallocs_old_block_unseen",
+            "lost_allocs",
+            "lost_frees",
+            "blocks_heap_destroyed",
+            "blocks_process_exited",
+        ];
+        assert_eq!(cols.map(|k| i(&g[k]) as u64), want, "capture {}", c + 1);
+        // The realistic capture has each of them.
+        assert!(want.iter().all(|&n| n > 0), "{want:?}");
         assert_eq!(
-            i(&g["reallocs_old_block_unseen"]) as u64,
-            simulate(&f.truth[c]).unseen_old_blocks
+            want[4],
+            lt.heaps_destroyed
+                .iter()
+                .map(|h| h.live_blocks)
+                .sum::<u64>()
+        );
+        assert_eq!(
+            want[5],
+            lt.process_exits.iter().map(|x| x.live_blocks).sum::<u64>()
+        );
+        // And it says so in words.
+        let notes = g["notes"].as_str().unwrap();
+        assert!(
+            notes.contains(&format!(
+                "the session lost {} events",
+                lt.lost_allocs + lt.lost_frees
+            )),
+            "{notes}"
+        );
+        assert!(
+            notes.contains(&format!("{} blocks lost their Free", want[3])),
+            "{notes}"
         );
     }
-    // A copy of the database where the Allocs of some blocks are gone (as if they were
-    // allocated before the trace): those blocks' first reallocs become "unseen".
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("copy.db");
-    std::fs::copy(&f.db, &db).unwrap();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let gone: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM (SELECT DISTINCT a.id FROM heap_events a JOIN reallocs r ON r.capture_id = a.capture_id AND r.pid = a.pid AND r.heap = a.heap AND r.old_address = a.address AND r.time_ns > a.time_ns
-              WHERE a.capture_id = 2 AND a.opcode = 33 AND a.realloc_internal = 0 AND a.id % 7 = 0
-                AND NOT EXISTS (SELECT 1 FROM heap_events x WHERE x.capture_id = 2 AND x.address = a.address AND x.pid = a.pid AND x.opcode IN (33, 36) AND x.time_ns > a.time_ns AND x.time_ns < r.time_ns))",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert!(gone > 0);
-    conn.execute(
-        "DELETE FROM heap_events WHERE id IN (SELECT DISTINCT a.id FROM heap_events a JOIN reallocs r ON r.capture_id = a.capture_id AND r.pid = a.pid AND r.heap = a.heap AND r.old_address = a.address AND r.time_ns > a.time_ns
-           WHERE a.capture_id = 2 AND a.opcode = 33 AND a.realloc_internal = 0 AND a.id % 7 = 0
-             AND NOT EXISTS (SELECT 1 FROM heap_events x WHERE x.capture_id = 2 AND x.address = a.address AND x.pid = a.pid AND x.opcode IN (33, 36) AND x.time_ns > a.time_ns AND x.time_ns < r.time_ns))",
-        [],
-    )
-    .unwrap();
-    drop(conn);
-    let out = Command::new(common::heapdb_bin())
-        .args(["query", "--db"])
-        .arg(&db)
-        .args(["data-quality", "-p", "capture=2", "--format", "json"])
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(i(&v[0]["reallocs_old_block_unseen"]), gone);
 }
 
 fn heapdb_query(args: &[&str]) -> std::process::Output {
@@ -1133,7 +1123,7 @@ fn reports_and_schema_listings() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 15);
+    assert_eq!(names.len(), 19);
     for want in [
         "top-realloc-sites",
         "move-ratio",
@@ -1150,6 +1140,10 @@ fn reports_and_schema_listings() {
         "address-history",
         "data-quality",
         "trend",
+        "lifetimes",
+        "outstanding-size",
+        "peak-usage",
+        "leak-suspects",
     ] {
         assert!(names.contains(&want), "{want}");
     }
@@ -1163,6 +1157,8 @@ fn reports_and_schema_listings() {
     assert!(text.contains("table reallocs: One row per heap ReAlloc"));
     assert!(text.contains("new_address") && text.contains("NewAddress: the block after the call"));
     assert!(text.contains("view reallocs_v"));
+    assert!(text.contains("table blocks: One row per block lifetime"));
+    assert!(text.contains("view blocks_v"));
 }
 
 #[test]
@@ -1202,4 +1198,295 @@ fn since_and_until_bound_the_time_window() {
     .map(|g| i(&g["reallocs"]))
     .sum();
     assert_eq!(total as u64, want.values().sum::<u64>());
+}
+
+/// (session start, first heap event, last heap event) of the latest capture, in UTC ns:
+/// the time base the reports' since/until/buckets count from.
+fn times() -> (i64, i64, i64) {
+    let c = rusqlite::Connection::open_with_flags(
+        &fixture().db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    c.query_row(
+        "SELECT start_time_ns, first_event_ns, last_event_ns FROM captures WHERE capture_id = 2",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap()
+}
+
+fn in_trace(b: &TruthBlock) -> bool {
+    b.start_kind == "alloc" || b.start_kind == "realloc"
+}
+
+#[test]
+fn lifetimes_by_wpa_class() {
+    let f = fixture();
+    let (start, first, last) = times();
+    // A window in the middle of the capture, and the whole capture.
+    let mid = ((first - start) as f64 / 1e9, (last - start) as f64 / 1e9);
+    let since = ((mid.0 + (mid.1 - mid.0) * 0.3) * 1e6).round() / 1e6;
+    let until = ((mid.0 + (mid.1 - mid.0) * 0.7) * 1e6).round() / 1e6;
+    for window in [None, Some((since, until))] {
+        let (t_from, t_to) = match window {
+            None => (i64::MIN, i64::MAX),
+            Some((a, b)) => (
+                start + (a * 1e9).round() as i64,
+                start + (b * 1e9).round() as i64,
+            ),
+        };
+        // (pid, stack, heap when no stack, unseen) -> [AIFI n, bytes, AIFO.., AOFI.., AOFO..]
+        let mut want: BTreeMap<(u32, i64, u64, bool), [u64; 8]> = BTreeMap::new();
+        for b in &f.blocks[1] {
+            let alive = b.start_ns.is_none_or(|s| s < t_to) && b.end_ns.is_none_or(|e| e >= t_from);
+            if !alive {
+                continue;
+            }
+            let ai = b.start_ns.is_some_and(|s| s >= t_from);
+            let fi = b.end_ns.is_some_and(|e| e < t_to);
+            let class = match (ai, fi) {
+                (true, true) => 0,
+                (true, false) => 1,
+                (false, true) => 2,
+                (false, false) => 3,
+            };
+            let unseen = !in_trace(b);
+            let key = (
+                b.pid,
+                b.stack_id.unwrap_or(0),
+                if b.stack_id.is_none() { b.heap } else { 0 },
+                unseen,
+            );
+            let e = want.entry(key).or_default();
+            e[2 * class] += 1;
+            e[2 * class + 1] += b.size.unwrap_or(0);
+        }
+        let mut args = vec!["lifetimes".to_string(), "-p".into(), "limit=100000".into()];
+        if let Some((a, b)) = window {
+            args.extend([
+                "-p".into(),
+                format!("since={a}"),
+                "-p".into(),
+                format!("until={b}"),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let got_rows = query(&args);
+        let mut got: BTreeMap<(u32, i64, u64, bool), [u64; 8]> = BTreeMap::new();
+        for g in &got_rows {
+            let key = (
+                i(&g["pid"]) as u32,
+                i(&g["stack_id"]),
+                i(&g["heap"]) as u64,
+                g["site"].as_str() == Some("(before the trace)"),
+            );
+            let v = [
+                "aifi_blocks",
+                "aifi_bytes",
+                "aifo_blocks",
+                "aifo_bytes",
+                "aofi_blocks",
+                "aofi_bytes",
+                "aofo_blocks",
+                "aofo_bytes",
+            ]
+            .map(|c| i(&g[c]) as u64);
+            assert_eq!(
+                i(&g["net_bytes"]),
+                v[3] as i64 - v[5] as i64,
+                "net = AIFO - AOFI bytes"
+            );
+            got.insert(key, v);
+        }
+        assert_eq!(got, want, "window {window:?}");
+        // In the middle window every class occurs. Over the whole capture the only
+        // blocks allocated "before" are those from before the trace, and each of them
+        // is seen only when it ends: AOFI, never AOFO.
+        let totals = want.values().fold([0u64; 8], |mut t, v| {
+            for k in 0..8 {
+                t[k] += v[k];
+            }
+            t
+        });
+        match window {
+            Some(_) => assert!((0..4).all(|c| totals[2 * c] > 0), "{totals:?}"),
+            None => assert!(totals[4] > 0 && totals[6] == 0, "{totals:?}"),
+        }
+        // Sorted by the window's net contribution.
+        let nets: Vec<i64> = got_rows.iter().map(|g| i(&g["net_bytes"])).collect();
+        assert!(nets.windows(2).all(|w| w[0] >= w[1]));
+    }
+}
+
+#[test]
+fn peak_usage_matches_the_synthesizer() {
+    let f = fixture();
+    let (start, _, _) = times();
+    let m = &f.manifests[1].lifetimes;
+    let got = query(&["peak-usage", "-p", "sites=3"]);
+    for p in &m.peaks {
+        let rows: Vec<&Value> = got
+            .iter()
+            .filter(|g| i(&g["pid"]) as u32 == p.pid)
+            .collect();
+        let Some(t) = p.peak_time_ns else {
+            assert!(rows.is_empty());
+            continue;
+        };
+        assert!(!rows.is_empty(), "pid {}", p.pid);
+        assert_eq!(i(&rows[0]["peak_bytes"]) as u64, p.peak_bytes);
+        assert_eq!(i(&rows[0]["peak_blocks"]) as u64, p.peak_blocks);
+        let secs = rows[0]["peak_time_s"].as_f64().unwrap();
+        assert!(
+            (secs - (t - start) as f64 / 1e9).abs() < 1e-6,
+            "pid {}",
+            p.pid
+        );
+        // Who held it: blocks live just after the peak's event, by stack.
+        let mut held: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+        for b in f.blocks[1].iter().filter(|b| {
+            b.pid == p.pid
+                && in_trace(b)
+                && b.start_ns.unwrap() <= t
+                && b.end_ns.is_none_or(|e| e > t)
+        }) {
+            let e = held.entry(b.stack_id.unwrap()).or_default();
+            e.0 += 1;
+            e.1 += b.size.unwrap();
+        }
+        assert_eq!(held.values().map(|h| h.1).sum::<u64>(), p.peak_bytes);
+        let mut top: Vec<(u64, i64)> = held.iter().map(|(s, h)| (h.1, *s)).collect();
+        top.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let got_sites: Vec<(u64, i64)> = rows
+            .iter()
+            .map(|r| (i(&r["site_bytes"]) as u64, i(&r["stack_id"])))
+            .collect();
+        assert_eq!(got_sites, top[..top.len().min(3)].to_vec(), "pid {}", p.pid);
+    }
+    // A process that exited mid-trace has nothing outstanding at the end.
+    for x in &m.process_exits {
+        if let Some(r) = got.iter().find(|g| i(&g["pid"]) as u32 == x.pid) {
+            assert_eq!(i(&r["end_bytes"]), 0);
+        }
+    }
+}
+
+#[test]
+fn outstanding_size_over_time() {
+    let f = fixture();
+    let (start, first, last) = times();
+    let n = 10i64;
+    let width = ((last - first + 1) / n).max(1);
+    let bucket = |t: i64| ((t - first) / width).min(n - 1);
+    let got = query(&["outstanding-size", "-p", "buckets=10"]);
+    let pids: std::collections::BTreeSet<u32> = f.blocks[1]
+        .iter()
+        .filter(|b| in_trace(b))
+        .map(|b| b.pid)
+        .collect();
+    assert_eq!(got.len(), pids.len() * n as usize);
+    for g in &got {
+        let pid = i(&g["pid"]) as u32;
+        let b = i(&g["bucket"]);
+        let (mut bytes, mut blocks, mut allocated, mut ended) = (0u64, 0u64, 0u64, 0u64);
+        for x in f.blocks[1].iter().filter(|x| x.pid == pid && in_trace(x)) {
+            let sb = bucket(x.start_ns.unwrap());
+            let eb = x.end_ns.map(bucket);
+            if sb <= b && eb.is_none_or(|e| e > b) {
+                bytes += x.size.unwrap();
+                blocks += 1;
+            }
+            if sb == b {
+                allocated += x.size.unwrap();
+            }
+            if eb == Some(b) {
+                ended += x.size.unwrap();
+            }
+        }
+        assert_eq!(
+            [
+                "outstanding_bytes",
+                "outstanding_blocks",
+                "allocated_bytes",
+                "ended_bytes"
+            ]
+            .map(|c| i(&g[c]) as u64),
+            [bytes, blocks, allocated, ended],
+            "pid {pid} bucket {b}"
+        );
+        let t = g["time_s"].as_f64().unwrap();
+        assert!((t - (first + (b + 1) * width - start) as f64 / 1e9).abs() < 1e-6);
+    }
+    // By call site: the top 3 series by peak, named by their call site.
+    let by_site = query(&[
+        "outstanding-size",
+        "-p",
+        "buckets=10",
+        "-p",
+        "by=site",
+        "-p",
+        "top=3",
+    ]);
+    assert_eq!(by_site.len(), 3 * n as usize);
+    assert!(by_site
+        .iter()
+        .all(|g| g["series"].as_str().unwrap().contains("+0x")));
+}
+
+#[test]
+fn leak_suspects_rank_steady_growth() {
+    let f = fixture();
+    let (_, first, last) = times();
+    let slices = 10i64;
+    let (t_from, t_to) = (first, last + 1);
+    let aifo: Vec<&TruthBlock> = f.blocks[1]
+        .iter()
+        .filter(|b| {
+            in_trace(b) && b.end_ns.is_none_or(|e| e >= t_to) && b.end_kind != "process_exited"
+        })
+        .collect();
+    // Chains whose every realloc grew the block, by their last block.
+    let mut grew: std::collections::HashSet<(u32, u64, i64)> = Default::default();
+    for c in chains(&f.blocks[1]) {
+        let ok = c
+            .blocks
+            .windows(2)
+            .all(|w| w[1].size.unwrap() > w[0].size.unwrap_or(0));
+        let l = c.blocks.last().unwrap();
+        if c.blocks.len() > 1 && ok && l.end_kind == "live_at_end" {
+            grew.insert((l.pid, l.address, l.start_ns.unwrap()));
+        }
+    }
+    let mut want: BTreeMap<(u32, i64), (u64, u64, std::collections::BTreeSet<i64>, u64)> =
+        BTreeMap::new();
+    for b in &aifo {
+        let e = want.entry((b.pid, b.stack_id.unwrap())).or_default();
+        e.0 += 1;
+        e.1 += b.size.unwrap();
+        e.2.insert((b.start_ns.unwrap() - t_from) * slices / (t_to - t_from));
+        e.3 += grew.contains(&(b.pid, b.address, b.start_ns.unwrap())) as u64;
+    }
+    let got = query(&["leak-suspects", "-p", "limit=100000"]);
+    assert_eq!(got.len(), want.len());
+    for g in &got {
+        let w = &want[&(i(&g["pid"]) as u32, i(&g["stack_id"]))];
+        assert_eq!(
+            [
+                "aifo_blocks",
+                "aifo_bytes",
+                "slices_growing",
+                "growing_chains"
+            ]
+            .map(|c| i(&g[c]) as u64),
+            [w.0, w.1, w.2.len() as u64, w.3]
+        );
+        assert_eq!(
+            i(&g["score"]) as u64,
+            w.1 * w.2.len() as u64 / slices as u64
+        );
+    }
+    assert!(want.values().any(|w| w.3 > 0), "some chains only grew");
+    let scores: Vec<i64> = got.iter().map(|g| i(&g["score"])).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
 }

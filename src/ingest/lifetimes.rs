@@ -281,7 +281,12 @@ impl Reorder {
     /// Releases, in time order, the events no CPU can precede any more, and the oldest
     /// beyond the window.
     pub fn release(&mut self, mut out: impl FnMut(Ev)) {
-        let safe = self.queues.iter().map(|q| q.latest).min().unwrap_or(i64::MIN);
+        let safe = self
+            .queues
+            .iter()
+            .map(|q| q.latest)
+            .min()
+            .unwrap_or(i64::MIN);
         while let Some(&Reverse((t, _, _))) = self.heads.peek() {
             if t > safe && self.waiting <= self.limit {
                 break;
@@ -427,10 +432,7 @@ impl Tracker {
     /// for a process that ended at `process_ends[pid]`, `live_at_end` otherwise), and
     /// returns the last lifetimes and the summary. `process_end(pid)`: when that
     /// process ended during the trace, if it did.
-    pub fn finish(
-        mut self,
-        process_end: impl Fn(u32) -> Option<i64>,
-    ) -> (Vec<BlockRow>, Summary) {
+    pub fn finish(mut self, process_end: impl Fn(u32) -> Option<i64>) -> (Vec<BlockRow>, Summary) {
         let mut ready = Vec::new();
         self.reorder.drain(|e| ready.push(e));
         for e in ready {

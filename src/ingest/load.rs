@@ -5,9 +5,9 @@
 
 use super::identity::Tally;
 use super::lifetimes::Tracker;
-use super::rundown::RundownTables;
 use super::observe::{Level, Note};
 use super::rows::{HeapEventRow, OtherRow, ReallocRow, RundownRow};
+use super::rundown::RundownTables;
 use super::sink::{Begin, CaptureEnd, CaptureStart, Context, EventBatch, FileFailure, Sink};
 use super::Shared;
 use crate::heap::capture::{Problem, RowKey, Stats};
@@ -307,7 +307,6 @@ fn process_end(rundown: &RundownTables, pid: u32) -> Option<i64> {
     rundown
         .processes
         .iter()
-        .filter(|p| p.pid == pid)
-        .next_back()
+        .rfind(|p| p.pid == pid)
         .and_then(|p| p.end_ns)
 }

@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn every_report_has_a_header_and_its_params_are_used() {
         let all = all();
-        assert_eq!(all.len(), 15);
+        assert_eq!(all.len(), 19);
         for r in &all {
             assert!(!r.question.is_empty(), "{}", r.name);
             for p in &r.params {
@@ -225,6 +225,6 @@ mod tests {
         let mut names: Vec<_> = all.iter().map(|r| r.name.clone()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 15);
+        assert_eq!(names.len(), 19);
     }
 }
