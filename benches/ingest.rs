@@ -3,6 +3,9 @@
 //!   cargo bench --bench ingest                       # >= 20 M ReAllocs (~1.3 GB of captures)
 //!   HEAPDB_BENCH_REALLOCS=5000000 cargo bench --bench ingest
 //!   HEAPDB_BENCH_DIR=/big/disk cargo bench --bench ingest
+//!   HEAPDB_BENCH_BIN=/tmp/old/target/release/heapdb cargo bench --bench ingest
+//!                        # the same captures ingested by another build (same-run
+//!                        # comparisons; its database is bench-<build>.db beside)
 //!
 //! 1. Synthesizes captures with `--realloc-share 0.9` until they hold the requested
 //!    number of ReAllocs (not timed).
@@ -83,14 +86,21 @@ fn main() {
         .sum();
 
     // End to end.
-    let db = base.join("bench.db");
+    let other = std::env::var_os("HEAPDB_BENCH_BIN").map(PathBuf::from);
+    let bin = other
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_heapdb")));
+    let db = match &other {
+        None => base.join("bench.db"),
+        Some(_) => base.join("bench-other.db"),
+    };
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
     }
     let t = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
-        .arg(env!("CARGO_BIN_EXE_heapdb"))
+        .arg(&bin)
         .args(["ingest", "--quiet", "--db"])
         .arg(&db)
         .arg(&caps)
@@ -120,6 +130,7 @@ fn main() {
     drop(c);
     let db_mb = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!("{summary}");
+    println!("build: {}", bin.display());
     println!(
         "end to end: {reallocs} reallocs + {events} other heap events, {:.0} MB of captures in {secs:.2} s: {:.2} M reallocs/s, {:.2} M rows/s, {:.0} MB/s; peak RSS {} MB; database {db_mb:.0} MB",
         bytes as f64 / 1e6,
@@ -128,6 +139,9 @@ fn main() {
         bytes as f64 / 1e6 / secs,
         rss_kb / 1024
     );
+    if other.is_some() {
+        return; // the ceiling does not depend on the build
+    }
 
     // Raw ceiling: the same ReAlloc rows into a bare table; only inserts are timed.
     let raw = base.join("raw.db");

@@ -22,7 +22,7 @@ last AS (
     WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
       AND +b.capture_id = (SELECT id FROM cap)
       AND b.chain_index >= max(:min_length, 1)
-      AND b.end_kind NOT IN ('realloc_moved', 'realloc_in_place')
+      AND b.end_kind NOT IN (2, 3)          -- not ended by a ReAlloc (block_end_kinds)
       AND (:pid IS NULL OR b.pid = :pid)
     ORDER BY b.chain_index DESC, b.size DESC, b.chain_id
     LIMIT :limit
@@ -34,12 +34,12 @@ SELECT l.pid,
        f.size                                             AS first_size,
        l.size                                             AS final_size,
        round(1.0 * l.size / max(coalesce(f.size, 0), 1), 2) AS growth_ratio,
-       (SELECT count(*) FROM blocks m WHERE m.chain_id = l.chain_id AND m.end_kind = 'realloc_moved') AS moves,
+       (SELECT count(*) FROM blocks m WHERE m.chain_id = l.chain_id AND m.end_kind = 2) AS moves,  -- realloc_moved
        l.address                                          AS final_address,
        round((l.start_ns - coalesce(f.start_ns, f.end_ns)) / 1e6, 3) AS duration_ms,
-       l.end_kind = 'live_at_end'                         AS still_live,
-       f.start_kind IN ('before_trace', 'lost_alloc')     AS started_before_trace,
-       l.end_kind                                         AS final_end,
+       l.end_kind = 7                                     AS still_live,            -- live_at_end
+       f.start_kind >= 3                                  AS started_before_trace,  -- before_trace, lost_alloc
+       (SELECT name FROM block_end_kinds WHERE kind = l.end_kind) AS final_end,
        l.chain_id,
        f.start_stack_id                                   AS first_stack_id
 FROM last l

@@ -28,10 +28,10 @@ aifo AS (
     FROM blocks b
     WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
       AND +b.capture_id = (SELECT id FROM cap)
-      AND b.start_kind IN ('alloc', 'realloc')
+      AND b.start_kind <= 2                 -- alloc, realloc (block_start_kinds)
       AND b.start_ns >= (SELECT t_from FROM cap) AND b.start_ns < (SELECT t_to FROM cap)
       AND (b.end_ns IS NULL OR b.end_ns >= (SELECT t_to FROM cap))
-      AND b.end_kind NOT IN ('process_exited')
+      AND b.end_kind <> 5                   -- not process_exited
       AND (:pid IS NULL OR b.pid = :pid)
 ),
 -- Chains whose every realloc grew the block: none of its links shrank or kept the size.

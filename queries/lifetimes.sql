@@ -25,21 +25,39 @@ WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi,
                     CASE WHEN :until IS NULL THEN 9223372036854775807 ELSE start_time_ns + CAST(round(:until * 1e9) AS INTEGER) END AS t_to
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
+-- A window given: every lifetime of the capture is classed by its times.
 c AS (
     SELECT b.pid,
            b.start_stack_id AS stack_id,
            CASE WHEN b.start_stack_id IS NULL THEN b.heap END AS heap,
-           b.start_kind IN ('before_trace', 'lost_alloc') AS unseen,
-           coalesce(b.start_ns >= (SELECT t_from FROM cap), 0) AS ai,   -- allocated inside
-           coalesce(b.end_ns < (SELECT t_to FROM cap), 0)      AS fi,   -- freed inside
+           b.start_kind >= 3 AS unseen,          -- before_trace, lost_alloc (block_start_kinds)
+           coalesce(b.start_ns >= cap.t_from, 0) AS ai,   -- allocated inside
+           coalesce(b.end_ns < cap.t_to, 0)      AS fi,   -- freed inside
            coalesce(b.size, 0) AS size,
            b.end_ns - b.start_ns AS lifetime
-    FROM blocks b
-    WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
-      AND +b.capture_id = (SELECT id FROM cap)
+    FROM cap CROSS JOIN blocks b
+    WHERE (:since IS NOT NULL OR :until IS NOT NULL)
+      AND b.block_id BETWEEN cap.lo AND cap.hi
+      AND +b.capture_id = cap.id
       AND (:pid IS NULL OR b.pid = :pid)
-      AND coalesce(b.start_ns < (SELECT t_to FROM cap), 1)
-      AND coalesce(b.end_ns >= (SELECT t_from FROM cap), 1)
+      AND coalesce(b.start_ns < cap.t_to, 1)
+      AND coalesce(b.end_ns >= cap.t_from, 1)
+),
+-- The whole capture (no window): the classes follow from the kinds alone (allocated
+-- inside = started in the trace; freed inside = ended before the trace did), so the
+-- per-site counts written at ingest (block_counts) answer without reading the blocks.
+k AS (
+    SELECT k.pid,
+           k.start_stack_id AS stack_id,
+           CASE WHEN k.start_stack_id IS NULL THEN k.heap END AS heap,
+           k.start_kind IN ('before_trace', 'lost_alloc') AS unseen,
+           k.start_kind IN ('alloc', 'realloc') AS ai,
+           k.end_kind <> 'live_at_end' AS fi,
+           k.blocks, k.bytes, k.timed_blocks, k.lifetime_ns
+    FROM block_counts k
+    WHERE :since IS NULL AND :until IS NULL
+      AND k.capture_id = (SELECT id FROM cap)
+      AND (:pid IS NULL OR k.pid = :pid)
 ),
 s AS (
     SELECT pid, stack_id, heap, unseen,
@@ -53,6 +71,20 @@ s AS (
            sum(CASE WHEN NOT ai AND NOT fi THEN size END) AS aofo_bytes,
            avg(CASE WHEN ai AND fi THEN lifetime END) AS mean_lifetime_ns
     FROM c
+    GROUP BY pid, stack_id, heap, unseen
+    UNION ALL
+    SELECT pid, stack_id, heap, unseen,
+           sum(CASE WHEN ai AND fi THEN blocks ELSE 0 END),
+           sum(CASE WHEN ai AND fi THEN bytes END),
+           sum(CASE WHEN ai AND NOT fi THEN blocks ELSE 0 END),
+           sum(CASE WHEN ai AND NOT fi THEN bytes END),
+           sum(CASE WHEN NOT ai AND fi THEN blocks ELSE 0 END),
+           sum(CASE WHEN NOT ai AND fi THEN bytes END),
+           sum(CASE WHEN NOT ai AND NOT fi THEN blocks ELSE 0 END),
+           sum(CASE WHEN NOT ai AND NOT fi THEN bytes END),
+           sum(CASE WHEN ai AND fi THEN lifetime_ns END)
+             / nullif(sum(CASE WHEN ai AND fi THEN timed_blocks ELSE 0 END), 0)
+    FROM k
     GROUP BY pid, stack_id, heap, unseen
 )
 SELECT CASE WHEN s.unseen THEN '(before the trace)'

@@ -5,8 +5,8 @@
 -- param: pid = all : only this process
 -- param: limit = 20 : rows to return
 --
--- Reads the capture's block lifetimes (the blocks table, computed at ingest): the blocks
--- that started in the trace (an Alloc, or a ReAlloc that produced them) and ended
+-- Reads the capture's block lifetimes (counted per site at ingest in block_counts): the
+-- blocks that started in the trace (an Alloc, or a ReAlloc that produced them) and ended
 -- 'live_at_end'. Blocks of a process that exited, of a heap that was destroyed, or
 -- whose Free was lost (a later block took their address) are not outstanding; neither
 -- are blocks from before the trace (their size and start are unknown): data-quality
@@ -14,23 +14,23 @@
 -- its call site (the first frame outside the heap and the runtimes) when the rundown
 -- names the images; without stacks, the heap. via_realloc: blocks a ReAlloc produced
 -- (a grown buffer still alive).
-WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi, last_event_ns
+WITH cap AS (SELECT capture_id AS id, last_event_ns
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
+-- From the per-site lifetime counts written at ingest (block_counts), not the blocks.
 live AS (
-    SELECT b.pid,
-           b.start_stack_id                               AS stack_id,
-           CASE WHEN b.start_stack_id IS NULL THEN b.heap END AS heap,
-           count(*)                                       AS blocks,
-           sum(b.size)                                    AS bytes,
-           sum(b.start_kind = 'realloc')                  AS via_realloc,
-           min(b.start_ns)                                AS oldest_ns
-    FROM blocks b
-    WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
-      AND +b.capture_id = (SELECT id FROM cap)
-      AND b.end_kind = 'live_at_end' AND b.start_kind IN ('alloc', 'realloc')
-      AND (:pid IS NULL OR b.pid = :pid)
-    GROUP BY b.pid, b.start_stack_id, CASE WHEN b.start_stack_id IS NULL THEN b.heap END
+    SELECT k.pid,
+           k.start_stack_id                               AS stack_id,
+           CASE WHEN k.start_stack_id IS NULL THEN k.heap END AS heap,
+           sum(k.blocks)                                  AS blocks,
+           sum(k.bytes)                                   AS bytes,
+           sum(CASE WHEN k.start_kind = 'realloc' THEN k.blocks ELSE 0 END) AS via_realloc,
+           min(k.min_start_ns)                            AS oldest_ns
+    FROM block_counts k
+    WHERE k.capture_id = (SELECT id FROM cap)
+      AND k.end_kind = 'live_at_end' AND k.start_kind IN ('alloc', 'realloc')
+      AND (:pid IS NULL OR k.pid = :pid)
+    GROUP BY k.pid, k.start_stack_id, CASE WHEN k.start_stack_id IS NULL THEN k.heap END
 )
 SELECT coalesce(si.call_function, si.call_site,
                 CASE WHEN live.stack_id IS NOT NULL THEN 'stack ' || live.stack_id

@@ -28,17 +28,22 @@ blk AS (
     FROM blocks b
     WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
       AND +b.capture_id = (SELECT id FROM cap)
-      AND b.start_kind IN ('alloc', 'realloc')
+      AND b.start_kind <= 2                 -- alloc, realloc (block_start_kinds)
       AND (:pid IS NULL OR b.pid = :pid)
 ),
+-- One row per (series, start bucket, end bucket) first: one sort of one row per block
+-- instead of two (its start and its end).
+se AS (
+    SELECT pid, k,
+           min((start_ns - (SELECT t0 FROM cap)) / (SELECT width FROM cap), max(:buckets, 1) - 1) AS sb,
+           min((end_ns - (SELECT t0 FROM cap)) / (SELECT width FROM cap), max(:buckets, 1) - 1) AS eb,
+           sum(size) AS bytes, count(*) AS n
+    FROM blk GROUP BY 1, 2, 3, 4
+),
 d AS (
-    SELECT pid, k, min((start_ns - (SELECT t0 FROM cap)) / (SELECT width FROM cap), max(:buckets, 1) - 1) AS b,
-           size AS dbytes, 1 AS dblocks, size AS allocated, 0 AS ended
-    FROM blk
+    SELECT pid, k, sb AS b, bytes AS dbytes, n AS dblocks, bytes AS allocated, 0 AS ended FROM se
     UNION ALL
-    SELECT pid, k, min((end_ns - (SELECT t0 FROM cap)) / (SELECT width FROM cap), max(:buckets, 1) - 1),
-           -size, -1, 0, size
-    FROM blk WHERE end_ns IS NOT NULL
+    SELECT pid, k, eb, -bytes, -n, 0, bytes FROM se WHERE eb IS NOT NULL
 ),
 g AS (
     SELECT pid, k, b, sum(dbytes) AS dbytes, sum(dblocks) AS dblocks,

@@ -26,7 +26,7 @@ held AS (
     FROM blocks b JOIN u ON u.pid = b.pid
     WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
       AND +b.capture_id = (SELECT id FROM cap)
-      AND b.start_kind IN ('alloc', 'realloc')
+      AND b.start_kind <= 2                 -- alloc, realloc (block_start_kinds)
       AND (b.start_ns, b.start_event_id) <= (u.peak_ns, u.peak_event_id)
       AND (b.end_ns IS NULL OR (b.end_ns, coalesce(b.end_event_id, 9223372036854775807)) > (u.peak_ns, u.peak_event_id))
     GROUP BY b.pid, b.start_stack_id, CASE WHEN b.start_stack_id IS NULL THEN b.heap END

@@ -334,6 +334,35 @@ CREATE TABLE IF NOT EXISTS capture_labels (
 -- docs/lifetimes.md gives the rules and how WPA's AIFI/AIFO/AOFI/AOFO classes map.
 -- ---------------------------------------------------------------------------------
 
+-- How a lifetime starts: the codes of blocks.start_kind (a capture has about as many
+-- lifetimes as heap events, so blocks keeps small integers rather than names; the view
+-- blocks_v and the table block_counts show the names).
+CREATE TABLE IF NOT EXISTS block_start_kinds (
+    kind        INTEGER PRIMARY KEY,       -- blocks.start_kind
+    name        TEXT NOT NULL,             -- its name, as block_counts and blocks_v show it
+    description TEXT NOT NULL              -- what it means
+);
+INSERT OR IGNORE INTO block_start_kinds VALUES
+    (1, 'alloc',        'an Alloc'),
+    (2, 'realloc',      'produced by a ReAlloc (prev_block_id is the block before it in its chain)'),
+    (3, 'before_trace', 'first seen being freed or reallocated, at an address the capture had not used: allocated before the trace (start and, for a Free, size unknown)'),
+    (4, 'lost_alloc',   'first seen being freed or reallocated, at an address the capture had used and freed: its Alloc was lost, or a double free');
+
+-- How a lifetime ends: the codes of blocks.end_kind.
+CREATE TABLE IF NOT EXISTS block_end_kinds (
+    kind        INTEGER PRIMARY KEY,       -- blocks.end_kind
+    name        TEXT NOT NULL,             -- its name, as block_counts and blocks_v show it
+    description TEXT NOT NULL              -- what it means
+);
+INSERT OR IGNORE INTO block_end_kinds VALUES
+    (1, 'free',             'a Free'),
+    (2, 'realloc_moved',    'a ReAlloc copied it to another address (the next block of its chain)'),
+    (3, 'realloc_in_place', 'a ReAlloc resized it where it is (the next block has the same address)'),
+    (4, 'heap_destroyed',   'its heap was destroyed while it was live'),
+    (5, 'process_exited',   'its process exited while it was live (end time: the process end)'),
+    (6, 'lost_free',        'a new block started at its address while it was live: its Free was lost (end time: that start, an upper bound)'),
+    (7, 'live_at_end',      'still live when the trace ended (no end time)');
+
 -- One row per block lifetime. A capture's rows are the id range
 -- captures.first_block_id..last_block_id (reports scan that range).
 CREATE TABLE IF NOT EXISTS blocks (
@@ -344,12 +373,11 @@ CREATE TABLE IF NOT EXISTS blocks (
     address        INTEGER NOT NULL,       -- the block's address
     size           INTEGER,                -- bytes requested; NULL when unknown (a block first seen being freed: a Free carries no size)
     source         INTEGER,                -- Source of the event that started it (see sources); for a block first seen being freed, the Free's; NULL when unknown
-    pointer_size   INTEGER NOT NULL,       -- 4 or 8: pointer width of its process's records
-    start_kind     TEXT NOT NULL,          -- 'alloc', 'realloc' (produced by a ReAlloc), 'before_trace' (first seen being freed or reallocated at an address not used before in the capture: allocated before the trace), 'lost_alloc' (first seen being freed or reallocated at an address used and freed before: its Alloc was lost, or a double free)
+    start_kind     INTEGER NOT NULL,       -- block_start_kinds.kind: 1 alloc, 2 realloc (produced by a ReAlloc), 3 before_trace (first seen being freed or reallocated at an address not used before in the capture: allocated before the trace), 4 lost_alloc (first seen being freed or reallocated at an address used and freed before: its Alloc was lost, or a double free). <= 2: started in the trace
     start_ns       INTEGER,                -- when it started (UTC ns); NULL for before_trace and lost_alloc
     start_event_id INTEGER,                -- the Alloc (heap_events.id) or ReAlloc (reallocs.id) that started it; NULL when unseen
     start_stack_id INTEGER,                -- stacks.stack_id of that event: who allocated it
-    end_kind       TEXT NOT NULL,          -- 'free', 'realloc_moved' (copied to a new block: the next of its chain), 'realloc_in_place' (resized where it is: the next block has the same address), 'heap_destroyed', 'process_exited', 'lost_free' (a new block started at its address while it was live: its Free was lost), 'live_at_end'
+    end_kind       INTEGER NOT NULL,       -- block_end_kinds.kind: 1 free, 2 realloc_moved (copied to a new block: the next of its chain), 3 realloc_in_place (resized where it is: the next block has the same address), 4 heap_destroyed, 5 process_exited, 6 lost_free (a new block started at its address while it was live: its Free was lost), 7 live_at_end
     end_ns         INTEGER,                -- when it ended (UTC ns): the Free, ReAlloc or Destroy; the process's end for process_exited; the next block's start for lost_free (an upper bound); NULL for live_at_end
     end_event_id   INTEGER,                -- the event that ended it (heap_events.id or reallocs.id); NULL for process_exited and live_at_end
     end_stack_id   INTEGER,                -- stacks.stack_id of that event, when collected
@@ -358,18 +386,22 @@ CREATE TABLE IF NOT EXISTS blocks (
     chain_index    INTEGER NOT NULL        -- its position in the chain: 0 for the first, n for the block the n-th ReAlloc produced
 );
 
--- Lifetimes of each capture counted by process, heap and kind: what `data-quality`,
--- `heap-inventory` and summaries read instead of scanning blocks.
+-- Lifetimes of each capture counted by process, heap, the stack that started them and
+-- kind: what the whole-capture lifetime reports, outstanding-at-end, data-quality and
+-- heap-inventory read instead of scanning blocks (thousands of rows, not millions).
 CREATE TABLE IF NOT EXISTS block_counts (
-    capture_id INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture
-    pid        INTEGER NOT NULL,           -- process id
-    heap       INTEGER NOT NULL,           -- heap handle
-    start_kind TEXT NOT NULL,              -- blocks.start_kind
-    end_kind   TEXT NOT NULL,              -- blocks.end_kind
-    blocks     INTEGER NOT NULL,           -- lifetimes of that kind
-    bytes      INTEGER NOT NULL,           -- sum of their known sizes
-    PRIMARY KEY (capture_id, pid, heap, start_kind, end_kind)
-) WITHOUT ROWID;
+    capture_id     INTEGER NOT NULL REFERENCES captures(capture_id), -- the capture
+    pid            INTEGER NOT NULL,       -- process id
+    heap           INTEGER NOT NULL,       -- heap handle
+    start_stack_id INTEGER,                -- blocks.start_stack_id (NULL: no stack, or a block from before the trace)
+    start_kind     TEXT NOT NULL,          -- block_start_kinds.name: 'alloc', 'realloc', 'before_trace', 'lost_alloc'
+    end_kind       TEXT NOT NULL,          -- block_end_kinds.name: 'free', 'realloc_moved', 'realloc_in_place', 'heap_destroyed', 'process_exited', 'lost_free', 'live_at_end'
+    blocks         INTEGER NOT NULL,       -- lifetimes of that kind
+    bytes          INTEGER NOT NULL,       -- sum of their known sizes
+    min_start_ns   INTEGER,                -- the earliest start among them (UTC ns); NULL when none is known
+    timed_blocks   INTEGER NOT NULL,       -- those with both start and end known
+    lifetime_ns    REAL NOT NULL           -- the sum of their lifetimes (end_ns - start_ns), ns
+);
 
 -- Outstanding bytes of each process of each capture: the bytes of its blocks that
 -- started in the trace (start_kind 'alloc' or 'realloc') and were still live, after

@@ -38,3 +38,4 @@ CREATE INDEX IF NOT EXISTS site_stats_by_capture   ON site_stats (capture_id, si
 CREATE INDEX IF NOT EXISTS capture_labels_by_key   ON capture_labels (key, value);
 CREATE INDEX IF NOT EXISTS blocks_by_chain         ON blocks (chain_id);
 CREATE INDEX IF NOT EXISTS heap_event_counts_by_capture ON heap_event_counts (capture_id, pid, heap);
+CREATE INDEX IF NOT EXISTS block_counts_by_capture ON block_counts (capture_id, pid, heap);

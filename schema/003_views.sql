@@ -152,14 +152,14 @@ SELECT b.block_id,
        printf('0x%x', b.address) AS address_hex,
        b.size,
        coalesce(s.name, CAST(b.source AS TEXT)) AS source,
-       b.start_kind,
+       sk.name AS start_kind,
        round((b.start_ns - c.start_time_ns) / 1e9, 9) AS start_s,
-       b.end_kind,
+       ek.name AS end_kind,
        round((b.end_ns - c.start_time_ns) / 1e9, 9) AS end_s,
        round((b.end_ns - b.start_ns) / 1e6, 6) AS lifetime_ms,   -- NULL when a side is unknown
-       CASE WHEN b.start_kind IN ('alloc', 'realloc')
-            THEN CASE WHEN b.end_kind = 'live_at_end' THEN 'AIFO' ELSE 'AIFI' END
-            ELSE CASE WHEN b.end_kind = 'live_at_end' THEN 'AOFO' ELSE 'AOFI' END END AS wpa_class,
+       CASE WHEN b.start_kind <= 2           -- alloc, realloc: allocated inside the trace
+            THEN CASE WHEN b.end_kind = 7 THEN 'AIFO' ELSE 'AIFI' END   -- 7: live_at_end
+            ELSE CASE WHEN b.end_kind = 7 THEN 'AOFO' ELSE 'AOFI' END END AS wpa_class,
        coalesce(si.call_function, si.call_site) AS call_site,
        b.start_stack_id,
        b.end_stack_id,
@@ -168,10 +168,11 @@ SELECT b.block_id,
        b.prev_block_id,
        b.start_event_id,
        b.end_event_id,
-       b.pointer_size,
        b.start_ns, b.end_ns, b.heap, b.address   -- numeric forms, for filters and joins
 FROM blocks b
 JOIN captures c ON c.capture_id = b.capture_id
+JOIN block_start_kinds sk ON sk.kind = b.start_kind
+JOIN block_end_kinds ek ON ek.kind = b.end_kind
 LEFT JOIN sources s ON s.source = b.source
 LEFT JOIN process_names p ON p.capture_id = b.capture_id AND p.pid = b.pid
 LEFT JOIN capture_stacks cs ON cs.capture_id = b.capture_id AND cs.pid = b.pid AND cs.stack_id = b.start_stack_id

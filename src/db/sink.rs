@@ -226,12 +226,6 @@ impl SqliteSink {
     fn commit_capture(&mut self, e: &CaptureEnd) -> Result<()> {
         let cid = e.capture_id;
         if self.staged {
-            insert_into(
-                &self.conn,
-                &sql::BLOCKS,
-                &sql::BLOCKS.staging(),
-                &e.last_blocks,
-            )?;
             // In id order: the table's own b-tree then only appends. (Ordering by an
             // index's key instead measured slower: the table inserts turn random.)
             self.conn
@@ -240,8 +234,6 @@ impl SqliteSink {
                 .execute_batch(&sql::HEAP_EVENTS.flush_staging_sql("id"))?;
             self.conn
                 .execute_batch(&sql::BLOCKS.flush_staging_sql("block_id"))?;
-        } else {
-            insert(&self.conn, &sql::BLOCKS, &e.last_blocks)?;
         }
         let counts: Vec<sql::BlockCountRow> = e
             .lifetimes

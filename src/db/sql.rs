@@ -3,7 +3,7 @@
 //! cannot be bound in the wrong position; a test checks each list against `schema/`.
 
 use crate::ingest::identity::{Frame, HeapIdentity, SiteRow, SiteStat};
-use crate::ingest::lifetimes::{BlockRow, EndKind, EventKey, KindCount, StartKind, Usage};
+use crate::ingest::lifetimes::{BlockRow, CountKey, EventKey, KindCount, SiteCount, Usage};
 use crate::ingest::rows::{OtherRow, ReallocRow};
 use crate::ingest::rundown::{ImageRow, ProcessRow, ThreadRow};
 use crate::ingest::sink::{CaptureEnd, CaptureStart, FileFailure};
@@ -318,12 +318,11 @@ table!(BLOCKS, "blocks", BlockRow, b => [
     address = sql_u64(b.address),
     size = b.size.map(sql_u64),
     source = b.source,
-    pointer_size = b.pointer_size,
-    start_kind = b.start_kind.name(),
+    start_kind = b.start_kind.code(),
     start_ns = b.start_ns,
     start_event_id = b.start_event_id,
     start_stack_id = b.start_stack_id,
-    end_kind = b.end_kind.name(),
+    end_kind = b.end_kind.code(),
     end_ns = b.end_ns,
     end_event_id = b.end_event_id,
     end_stack_id = b.end_stack_id,
@@ -333,16 +332,20 @@ table!(BLOCKS, "blocks", BlockRow, b => [
 ]);
 
 /// A row of `block_counts`: (capture, (pid, heap, start kind, end kind), count).
-pub type BlockCountRow = (i64, (u32, u64, StartKind, EndKind), KindCount);
+pub type BlockCountRow = (i64, CountKey, SiteCount);
 
 table!(BLOCK_COUNTS, "block_counts", BlockCountRow, x => [
     capture_id = x.0,
     pid = x.1 .0,
     heap = sql_u64(x.1 .1),
-    start_kind = x.1 .2.name(),
-    end_kind = x.1 .3.name(),
+    start_stack_id = x.1 .2,
+    start_kind = x.1 .3.name(),
+    end_kind = x.1 .4.name(),
     blocks = sql_u64(x.2.blocks),
     bytes = sql_u64(x.2.bytes),
+    min_start_ns = x.2.min_start_ns,
+    timed_blocks = sql_u64(x.2.timed),
+    lifetime_ns = x.2.lifetime_ns,
 ]);
 
 /// A row of `heap_event_counts`: (capture, key, count).

@@ -64,3 +64,4 @@ impl Hasher for Mix {
 }
 
 pub type MixMap<K, V> = HashMap<K, V, BuildHasherDefault<Mix>>;
+pub type MixSet<K> = std::collections::HashSet<K, BuildHasherDefault<Mix>>;

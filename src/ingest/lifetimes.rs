@@ -18,7 +18,7 @@
 //! one word per address seen, to tell a double free from a block older than the trace),
 //! never by the number of events.
 
-use super::fx::{FxMap, MixMap};
+use super::fx::{FxMap, MixMap, MixSet};
 use super::rows::HeapEventRow;
 use crate::heap::record::op;
 use std::cmp::Reverse;
@@ -43,6 +43,15 @@ pub enum StartKind {
 }
 
 impl StartKind {
+    /// `blocks.start_kind` (schema/001_tables.sql, table block_start_kinds).
+    pub fn code(self) -> u8 {
+        match self {
+            StartKind::Alloc => 1,
+            StartKind::Realloc => 2,
+            StartKind::BeforeTrace => 3,
+            StartKind::LostAlloc => 4,
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             StartKind::Alloc => "alloc",
@@ -78,6 +87,18 @@ pub enum EndKind {
 }
 
 impl EndKind {
+    /// `blocks.end_kind` (schema/001_tables.sql, table block_end_kinds).
+    pub fn code(self) -> u8 {
+        match self {
+            EndKind::Free => 1,
+            EndKind::ReallocMoved => 2,
+            EndKind::ReallocInPlace => 3,
+            EndKind::HeapDestroyed => 4,
+            EndKind::ProcessExited => 5,
+            EndKind::LostFree => 6,
+            EndKind::LiveAtEnd => 7,
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             EndKind::Free => "free",
@@ -102,7 +123,6 @@ pub struct BlockRow {
     /// Bytes; `None` for a block first seen being freed (a Free carries no size).
     pub size: Option<u64>,
     pub source: Option<u32>,
-    pub pointer_size: u8,
     pub start_kind: StartKind,
     pub start_ns: Option<i64>,
     pub start_event_id: Option<i64>,
@@ -119,7 +139,24 @@ pub struct BlockRow {
     pub chain_index: u32,
 }
 
-/// Blocks and bytes of one (process, heap, start kind, end kind): `block_counts`.
+/// (pid, heap, stack that started the block, start kind, end kind) of `block_counts`.
+pub type CountKey = (u32, u64, Option<i64>, StartKind, EndKind);
+
+/// What the lifetimes of one [`CountKey`] add up to: a row of `block_counts`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SiteCount {
+    pub blocks: u64,
+    /// Sum of the known sizes.
+    pub bytes: u64,
+    /// The earliest known start.
+    pub min_start_ns: Option<i64>,
+    /// Blocks with both ends known, and the sum of their lifetimes (ns; a float: a long
+    /// capture's sum can pass 2^63).
+    pub timed: u64,
+    pub lifetime_ns: f64,
+}
+
+/// Events of one key of `heap_event_counts` (`blocks` counts events, `bytes` sums sizes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KindCount {
     pub blocks: u64,
@@ -156,12 +193,14 @@ pub struct LifetimeStats {
     pub out_of_order: u64,
     /// Allocs and ReAllocs that returned no block (address 0), and Frees of address 0.
     pub null_address: u64,
+    /// The most events that waited for the other CPUs at once (memory: ~100 bytes each).
+    pub most_waiting: u64,
 }
 
 /// What a capture's lifetimes add up to, at its end.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
-    pub counts: BTreeMap<(u32, u64, StartKind, EndKind), KindCount>,
+    pub counts: BTreeMap<CountKey, SiteCount>,
     /// Heap events by (pid, heap, opcode, source, logged inside a moving ReAlloc):
     /// `heap_event_counts` (`blocks` counts events there, `bytes` sums their sizes).
     pub events: BTreeMap<EventKey, KindCount>,
@@ -180,7 +219,6 @@ pub struct Ev {
     pub cpu: u16,
     pub pid: u32,
     pub opcode: u8,
-    pub pointer_size: u8,
     pub heap: u64,
     pub address: u64,
     pub old_address: u64,
@@ -204,7 +242,6 @@ impl Ev {
                 cpu: r.cpu,
                 pid: r.pid,
                 opcode: r.opcode,
-                pointer_size: r.pointer_size,
                 heap: r.heap,
                 address: r.address.unwrap_or(0),
                 old_address: r.old_address.unwrap_or(0),
@@ -227,6 +264,8 @@ pub struct Reorder {
     /// (time, id, queue) of each non-empty queue's first event.
     heads: BinaryHeap<Reverse<(i64, i64, usize)>>,
     waiting: usize,
+    /// The most events that waited at once.
+    pub most_waiting: usize,
 }
 
 #[derive(Debug, Default)]
@@ -247,6 +286,7 @@ impl Reorder {
             slot: FxMap::default(),
             heads: BinaryHeap::new(),
             waiting: 0,
+            most_waiting: 0,
         };
         // A corrupt header may claim any count; more than this is not a real machine.
         for cpu in 0..cpus.min(4096) as u16 {
@@ -276,6 +316,7 @@ impl Reorder {
         queue.latest = queue.latest.max(e.time_ns);
         queue.events.push_back(e);
         self.waiting += 1;
+        self.most_waiting = self.most_waiting.max(self.waiting);
     }
 
     /// Releases, in time order, the events no CPU can precede any more, and the oldest
@@ -325,23 +366,67 @@ struct Live {
     start_stack_id: Option<i64>,
     size: Option<u64>,
     source: Option<u32>,
-    pointer_size: u8,
     prev_block_id: Option<i64>,
     /// `None` for a chain's first block: its own id, given when it ends.
     chain_id: Option<i64>,
     chain_index: u32,
 }
 
-/// An address of a heap: a live block, or used before and free now.
+/// A live block as it waits in its heap's map: [`Live`] without the `Option`s (their
+/// tags double its size, and the maps hold every live block of the capture).
 #[derive(Debug, Clone, Copy)]
-enum Slot {
-    Live(Live),
-    Seen,
+struct Packed {
+    start_ns: i64,
+    start_event_id: i64,
+    start_stack_id: i64,
+    size: u64,
+    prev_block_id: i64,
+    chain_id: i64,
+    source: u32,
+    chain_index: u32,
+    start_kind: StartKind,
 }
 
+/// "None" in a [`Packed`] field: no id, time or stack id takes this value (stack ids are
+/// 63-bit hashes, ids count from 1).
+const NO_I64: i64 = i64::MIN;
+
+impl Packed {
+    fn pack(l: Live) -> Packed {
+        Packed {
+            start_ns: l.start_ns.unwrap_or(NO_I64),
+            start_event_id: l.start_event_id.unwrap_or(NO_I64),
+            start_stack_id: l.start_stack_id.unwrap_or(NO_I64),
+            size: l.size.unwrap_or(u64::MAX),
+            prev_block_id: l.prev_block_id.unwrap_or(NO_I64),
+            chain_id: l.chain_id.unwrap_or(NO_I64),
+            source: l.source.unwrap_or(u32::MAX),
+            chain_index: l.chain_index,
+            start_kind: l.start_kind,
+        }
+    }
+    fn unpack(self) -> Live {
+        let i = |v: i64| (v != NO_I64).then_some(v);
+        Live {
+            start_kind: self.start_kind,
+            start_ns: i(self.start_ns),
+            start_event_id: i(self.start_event_id),
+            start_stack_id: i(self.start_stack_id),
+            size: (self.size != u64::MAX).then_some(self.size),
+            source: (self.source != u32::MAX).then_some(self.source),
+            prev_block_id: i(self.prev_block_id),
+            chain_id: i(self.chain_id),
+            chain_index: self.chain_index,
+        }
+    }
+}
+
+/// The blocks of one heap: the live ones by address, and the addresses used before and
+/// free now (to tell a block from before the trace from one whose Alloc was lost).
 #[derive(Debug, Default)]
 struct HeapState {
-    slots: MixMap<u64, Slot>,
+    live: MixMap<u64, Packed>,
+    seen: MixSet<u64>,
 }
 
 /// How a block ends.
@@ -365,7 +450,7 @@ pub struct Tracker {
     states: Vec<HeapState>,
     last_heap: Option<((u32, u64), usize)>,
     usage: FxMap<u32, Usage>,
-    counts: FxMap<(u32, u64, StartKind, EndKind), KindCount>,
+    counts: FxMap<CountKey, SiteCount>,
     events: FxMap<EventKey, KindCount>,
     stats: LifetimeStats,
     last_ns: i64,
@@ -429,15 +514,34 @@ impl Tracker {
     }
 
     /// Ends the capture: processes what waits, ends the live blocks (`process_exited`
-    /// for a process that ended at `process_ends[pid]`, `live_at_end` otherwise), and
-    /// returns the last lifetimes and the summary. `process_end(pid)`: when that
-    /// process ended during the trace, if it did.
-    pub fn finish(mut self, process_end: impl Fn(u32) -> Option<i64>) -> (Vec<BlockRow>, Summary) {
+    /// for a process that ended during the trace, `live_at_end` otherwise), and returns
+    /// the last lifetimes and the summary. `process_end(pid)`: when that process ended
+    /// during the trace, if it did.
+    pub fn finish(self, process_end: impl Fn(u32) -> Option<i64>) -> (Vec<BlockRow>, Summary) {
+        let mut all = Vec::new();
+        let summary = self
+            .finish_with(process_end, usize::MAX, |mut rows| {
+                all.append(&mut rows);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|e| match e {});
+        (all, summary)
+    }
+
+    /// [`Tracker::finish`] handing the last lifetimes to `out` at most `chunk` at a time
+    /// (a capture can end with hundreds of thousands of live blocks).
+    pub fn finish_with<E>(
+        mut self,
+        process_end: impl Fn(u32) -> Option<i64>,
+        chunk: usize,
+        mut out: impl FnMut(Vec<BlockRow>) -> Result<(), E>,
+    ) -> Result<Summary, E> {
         let mut ready = Vec::new();
         self.reorder.drain(|e| ready.push(e));
         for e in ready {
             self.apply(e);
         }
+        self.stats.most_waiting = self.reorder.most_waiting as u64;
         for (pid, u) in self.usage.iter_mut() {
             let exited = process_end(*pid).is_some();
             u.end_bytes = if exited { 0 } else { u.bytes };
@@ -446,13 +550,11 @@ impl Tracker {
         let mut keys: Vec<((u32, u64), usize)> = self.heaps.iter().map(|(k, v)| (*k, *v)).collect();
         keys.sort_unstable();
         for ((pid, heap), h) in keys {
-            let slots = std::mem::take(&mut self.states[h].slots);
-            let mut live: Vec<(u64, Live)> = slots
+            let state = std::mem::take(&mut self.states[h]);
+            let mut live: Vec<(u64, Live)> = state
+                .live
                 .into_iter()
-                .filter_map(|(a, s)| match s {
-                    Slot::Live(l) => Some((a, l)),
-                    Slot::Seen => None,
-                })
+                .map(|(a, p)| (a, p.unpack()))
                 .collect();
             live.sort_unstable_by_key(|x| x.0);
             let exit = process_end(pid);
@@ -474,7 +576,13 @@ impl Tracker {
                     },
                 };
                 self.end_block(pid, heap, address, l, end);
+                if self.done.len() >= chunk {
+                    out(std::mem::take(&mut self.done))?;
+                }
             }
+        }
+        if !self.done.is_empty() {
+            out(std::mem::take(&mut self.done))?;
         }
         let mut counts: BTreeMap<_, _> = self.counts.into_iter().collect();
         counts.retain(|_, c| c.blocks > 0);
@@ -486,7 +594,7 @@ impl Tracker {
             first_block_id: self.first_block_id,
             next_block_id: self.next_block_id,
         };
-        (std::mem::take(&mut self.done), summary)
+        Ok(summary)
     }
 
     fn apply(&mut self, e: Ev) {
@@ -508,7 +616,6 @@ impl Tracker {
                     start_stack_id: e.stack_id,
                     size: Some(e.size),
                     source: e.source,
-                    pointer_size: e.pointer_size,
                     prev_block_id: None,
                     chain_id: None,
                     chain_index: 0,
@@ -564,7 +671,6 @@ impl Tracker {
                     start_stack_id: e.stack_id,
                     size: Some(e.size),
                     source: e.source,
-                    pointer_size: e.pointer_size,
                     prev_block_id: Some(prev),
                     chain_id: Some(old.chain_id.unwrap_or(prev)),
                     chain_index: old.chain_index + 1,
@@ -575,12 +681,11 @@ impl Tracker {
                 let Some(&h) = self.heaps.get(&(e.pid, e.heap)) else {
                     return;
                 };
-                let mut live: Vec<(u64, Live)> = Vec::new();
-                for (a, s) in self.states[h].slots.iter_mut() {
-                    if let Slot::Live(l) = *s {
-                        live.push((*a, l));
-                        *s = Slot::Seen;
-                    }
+                let state = &mut self.states[h];
+                let mut live: Vec<(u64, Live)> = Vec::with_capacity(state.live.len());
+                for (a, p) in state.live.drain() {
+                    state.seen.insert(a);
+                    live.push((a, p.unpack()));
                 }
                 live.sort_unstable_by_key(|x| x.0);
                 for (address, l) in live {
@@ -618,10 +723,15 @@ impl Tracker {
     /// the trace (an address not used before), or one whose Alloc was lost.
     fn take_live(&mut self, e: &Ev, address: u64, size: Option<u64>) -> Live {
         let h = self.heap_index(e.pid, e.heap);
-        let kind = match self.states[h].slots.insert(address, Slot::Seen) {
-            Some(Slot::Live(l)) => return l,
-            Some(Slot::Seen) => StartKind::LostAlloc,
-            None => StartKind::BeforeTrace,
+        let state = &mut self.states[h];
+        let newly_seen = state.seen.insert(address);
+        if let Some(p) = state.live.remove(&address) {
+            return p.unpack();
+        }
+        let kind = if newly_seen {
+            StartKind::BeforeTrace
+        } else {
+            StartKind::LostAlloc
         };
         Live {
             start_kind: kind,
@@ -630,7 +740,6 @@ impl Tracker {
             start_stack_id: None,
             size,
             source: if e.opcode == op::FREE { e.source } else { None },
-            pointer_size: e.pointer_size,
             prev_block_id: None,
             chain_id: None,
             chain_index: 0,
@@ -645,7 +754,8 @@ impl Tracker {
             u.blocks += 1;
         }
         let h = self.heap_index(e.pid, e.heap);
-        if let Some(Slot::Live(old)) = self.states[h].slots.insert(address, Slot::Live(l)) {
+        if let Some(old) = self.states[h].live.insert(address, Packed::pack(l)) {
+            let old = old.unpack();
             self.end_block(
                 e.pid,
                 e.heap,
@@ -688,10 +798,17 @@ impl Tracker {
         }
         let c = self
             .counts
-            .entry((pid, heap, l.start_kind, end.kind))
+            .entry((pid, heap, l.start_stack_id, l.start_kind, end.kind))
             .or_default();
         c.blocks += 1;
         c.bytes += l.size.unwrap_or(0);
+        if let Some(s) = l.start_ns {
+            c.min_start_ns = Some(c.min_start_ns.map_or(s, |m| m.min(s)));
+            if let Some(e) = end.ns {
+                c.timed += 1;
+                c.lifetime_ns += (e - s) as f64;
+            }
+        }
         self.done.push(BlockRow {
             block_id: id,
             capture_id: self.capture_id,
@@ -700,7 +817,6 @@ impl Tracker {
             address,
             size: l.size,
             source: l.source,
-            pointer_size: l.pointer_size,
             start_kind: l.start_kind,
             start_ns: l.start_ns,
             start_event_id: l.start_event_id,

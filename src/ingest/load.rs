@@ -16,6 +16,9 @@ use anyhow::Result;
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Receiver;
 
+/// Lifetimes still open at the end of a capture, written per sink call.
+const LAST_BLOCKS_CHUNK: usize = 16 * 1024;
+
 /// Rows of a capture, from the decoders.
 pub(crate) struct RowBatch {
     pub rows: Vec<HeapEventRow>,
@@ -263,7 +266,24 @@ impl<'s, S: Sink> Loader<'s, S> {
         }
         let mut rundown = super::rundown::assemble(&cur.rundown, &cur.pids);
         let history = cur.tally.resolve(&mut rundown);
-        let (last_blocks, lifetimes) = cur.tracker.finish(|pid| process_end(&rundown, pid));
+        // The blocks still live go to the sink in chunks, like the others.
+        let sink = &mut self.sink;
+        let lifetimes = cur.tracker.finish_with(
+            |pid| process_end(&rundown, pid),
+            LAST_BLOCKS_CHUNK,
+            |blocks| {
+                sink.write(&EventBatch {
+                    capture_id: cur.capture_id,
+                    reallocs: &[],
+                    others: &[],
+                    blocks: &blocks,
+                    stacks: &[],
+                    problems: &[],
+                    path: &cur.path,
+                    fingerprint: &cur.fingerprint,
+                })
+            },
+        )?;
         self.sink.commit(
             &CaptureEnd {
                 capture_id: cur.capture_id,
@@ -275,7 +295,6 @@ impl<'s, S: Sink> Loader<'s, S> {
                 problems: cur.problems,
                 rundown,
                 history,
-                last_blocks,
                 lifetimes,
                 finished: super::now_rfc3339(),
             },

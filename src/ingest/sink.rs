@@ -75,9 +75,8 @@ pub struct CaptureEnd {
     pub rundown: RundownTables,
     /// Heaps, sites and per-site counts, with identities that hold across captures.
     pub history: History,
-    /// The lifetimes still open at the end (live, or their process exited), then the
-    /// capture's lifetime counts and outstanding-bytes peaks.
-    pub last_blocks: Vec<BlockRow>,
+    /// The capture's lifetime counts and outstanding-bytes peaks (its lifetimes went
+    /// through [`Sink::write`], the last ones, still live at the end, too).
     pub lifetimes: Summary,
     /// When it was stored (RFC 3339).
     pub finished: String,
