@@ -105,7 +105,6 @@ pub fn backfill(conn: &Connection, db: &Path, capture_id: i64, ctx: Context<'_>)
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let (lo, hi) = (lo.unwrap_or(1), hi.unwrap_or(0));
-        // Both tables in id order, merged: the order the ingest saw them in.
         let mut stacks: Vec<(i64, Vec<u64>)> = Vec::new();
         {
             let mut st = conn.prepare(
@@ -125,42 +124,7 @@ pub fn backfill(conn: &Connection, db: &Path, capture_id: i64, ctx: Context<'_>)
             }
         }
         tally.stacks(&stacks);
-        let mut st = conn.prepare(
-            "SELECT id, time_ns, pid, 34 AS opcode, heap, new_address, old_address, new_size, old_size, stack_id, 0 \
-               FROM reallocs WHERE id BETWEEN ?1 AND ?2 AND capture_id = ?3 \
-             UNION ALL \
-             SELECT id, time_ns, pid, opcode, heap, address, NULL, size, NULL, stack_id, realloc_internal \
-               FROM heap_events WHERE id BETWEEN ?1 AND ?2 AND capture_id = ?3 \
-             ORDER BY 1",
-        )?;
-        let mut rows = st.query((lo, hi, capture_id))?;
-        while let Some(r) = rows.next()? {
-            let u = |i: usize| -> rusqlite::Result<Option<u64>> {
-                Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u64))
-            };
-            let internal: i64 = r.get(10)?;
-            let row = HeapEventRow {
-                key: (0, 0),
-                time_ns: r.get(1)?,
-                ts_raw: 0,
-                pid: r.get(2)?,
-                tid: 0,
-                cpu: 0,
-                opcode: r.get(3)?,
-                pointer_size: 8,
-                heap: u(4)?.unwrap_or(0),
-                address: u(5)?,
-                old_address: u(6)?,
-                size: u(7)?,
-                old_size: u(8)?,
-                source: None,
-                stack_id: r.get(9)?,
-                realloc_link: (internal != 0).then_some((0, 0)),
-                extra: None,
-                file_offset: 0,
-            };
-            tally.row(&row);
-        }
+        stored_rows(conn, capture_id, |row, _| tally.row(row))?;
         let history = tally.resolve(&mut rundown);
         let mut up =
             conn.prepare_cached("UPDATE processes SET identity = ?1 WHERE process_row = ?2")?;
@@ -181,6 +145,58 @@ pub fn backfill(conn: &Connection, db: &Path, capture_id: i64, ctx: Context<'_>)
             db.display()
         )
     })
+}
+
+/// Calls `f` with every heap event of a stored capture, as the row the ingest built
+/// (the columns the database keeps) and its id, in id order: both tables merged, the
+/// order the loading thread saw them in.
+pub(crate) fn stored_rows(
+    conn: &Connection,
+    capture_id: i64,
+    mut f: impl FnMut(&HeapEventRow, i64),
+) -> rusqlite::Result<()> {
+    let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT first_event_id, last_event_id FROM captures WHERE capture_id = ?1",
+        [capture_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut st = conn.prepare(
+        "SELECT id, time_ns, cpu, pid, 34, heap, new_address, old_address, new_size, old_size, source, stack_id, 0, pointer_size, tid \
+           FROM reallocs WHERE id BETWEEN ?1 AND ?2 AND capture_id = ?3 \
+         UNION ALL \
+         SELECT id, time_ns, cpu, pid, opcode, heap, address, NULL, size, NULL, source, stack_id, realloc_internal, pointer_size, tid \
+           FROM heap_events WHERE id BETWEEN ?1 AND ?2 AND capture_id = ?3 \
+         ORDER BY 1",
+    )?;
+    let mut rows = st.query((lo.unwrap_or(1), hi.unwrap_or(0), capture_id))?;
+    while let Some(r) = rows.next()? {
+        let u = |i: usize| -> rusqlite::Result<Option<u64>> {
+            Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u64))
+        };
+        let internal: i64 = r.get(12)?;
+        let row = HeapEventRow {
+            key: (0, 0),
+            time_ns: r.get(1)?,
+            ts_raw: 0,
+            pid: r.get(3)?,
+            tid: r.get(14)?,
+            cpu: r.get(2)?,
+            opcode: r.get(4)?,
+            pointer_size: r.get(13)?,
+            heap: u(5)?.unwrap_or(0),
+            address: u(6)?,
+            old_address: u(7)?,
+            size: u(8)?,
+            old_size: u(9)?,
+            source: r.get(10)?,
+            stack_id: r.get(11)?,
+            realloc_link: (internal != 0).then_some((0, 0)),
+            extra: None,
+            file_offset: 0,
+        };
+        f(&row, r.get(0)?);
+    }
+    Ok(())
 }
 
 const PROCESS_COLUMNS: &str =

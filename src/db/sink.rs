@@ -235,27 +235,7 @@ impl SqliteSink {
             self.conn
                 .execute_batch(&sql::BLOCKS.flush_staging_sql("block_id"))?;
         }
-        let counts: Vec<sql::BlockCountRow> = e
-            .lifetimes
-            .counts
-            .iter()
-            .map(|(k, c)| (cid, *k, *c))
-            .collect();
-        insert(&self.conn, &sql::BLOCK_COUNTS, &counts)?;
-        let usage: Vec<sql::UsageRow> = e
-            .lifetimes
-            .usage
-            .iter()
-            .map(|(pid, u)| (cid, *pid, *u))
-            .collect();
-        insert(&self.conn, &sql::PROCESS_USAGE, &usage)?;
-        let events: Vec<sql::EventCountRow> = e
-            .lifetimes
-            .events
-            .iter()
-            .map(|(k, c)| (cid, *k, *c))
-            .collect();
-        insert(&self.conn, &sql::HEAP_EVENT_COUNTS, &events)?;
+        super::lifetimes::write_summary(&self.conn, cid, &e.lifetimes)?;
         let t = &e.rundown;
         let procs: Vec<_> = t.processes.iter().map(|p| (cid, p.clone())).collect();
         insert(&self.conn, &sql::PROCESSES, &procs)?;
