@@ -211,9 +211,12 @@ pub struct Summary {
     pub next_block_id: i64,
 }
 
-/// The part of a heap event a lifetime needs.
+/// The part of a heap event the lifetimes and the event counts need (owned, so that
+/// the rows can be handed to another thread).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ev {
+    /// Logged inside a moving ReAlloc (its internal Alloc or Free).
+    pub internal: bool,
     pub time_ns: i64,
     pub id: i64,
     pub cpu: u16,
@@ -229,28 +232,31 @@ pub struct Ev {
 }
 
 impl Ev {
-    /// The event as the lifetimes see it, or `None` when it plays no part (the other
-    /// opcodes, and the Alloc/Free a moving ReAlloc logs with itself: the ReAlloc alone
-    /// is the transition).
-    pub fn of(r: &HeapEventRow, id: i64) -> Option<Ev> {
-        let internal = r.realloc_link.is_some();
-        match r.opcode {
-            op::ALLOC | op::FREE if internal => None,
-            op::ALLOC | op::FREE | op::REALLOC | op::DESTROY => Some(Ev {
-                time_ns: r.time_ns,
-                id,
-                cpu: r.cpu,
-                pid: r.pid,
-                opcode: r.opcode,
-                heap: r.heap,
-                address: r.address.unwrap_or(0),
-                old_address: r.old_address.unwrap_or(0),
-                size: r.size.unwrap_or(0),
-                old_size: r.old_size.unwrap_or(0),
-                source: r.source,
-                stack_id: r.stack_id,
-            }),
-            _ => None,
+    pub fn of(r: &HeapEventRow, id: i64) -> Ev {
+        Ev {
+            internal: r.realloc_link.is_some(),
+            time_ns: r.time_ns,
+            id,
+            cpu: r.cpu,
+            pid: r.pid,
+            opcode: r.opcode,
+            heap: r.heap,
+            address: r.address.unwrap_or(0),
+            old_address: r.old_address.unwrap_or(0),
+            size: r.size.unwrap_or(0),
+            old_size: r.old_size.unwrap_or(0),
+            source: r.source,
+            stack_id: r.stack_id,
+        }
+    }
+
+    /// Whether it plays a part in the lifetimes: not the other opcodes, nor the
+    /// Alloc/Free a moving ReAlloc logs with itself (the ReAlloc alone is the transition).
+    pub fn takes_part(&self) -> bool {
+        match self.opcode {
+            op::ALLOC | op::FREE => !self.internal,
+            op::REALLOC | op::DESTROY => true,
+            _ => false,
         }
     }
 }
@@ -388,7 +394,8 @@ struct Packed {
 }
 
 /// "None" in a [`Packed`] field: no id, time or stack id takes this value (stack ids are
-/// 63-bit hashes, ids count from 1).
+/// 63-bit hashes, ids count from 1). For sizes, `u64::MAX` is "None": only a corrupt
+/// record claims that size, and it then reads back as unknown.
 const NO_I64: i64 = i64::MIN;
 
 impl Packed {
@@ -487,20 +494,21 @@ impl Tracker {
 
     /// A row of the capture, with its event id.
     pub fn row(&mut self, r: &HeapEventRow, id: i64) {
-        let c = self
-            .events
-            .entry((r.pid, r.heap, r.opcode, r.source, r.realloc_link.is_some()))
-            .or_default();
-        c.blocks += 1;
-        c.bytes += r.size.unwrap_or(0);
-        if let Some(e) = Ev::of(r, id) {
-            self.reorder.push(e);
-        }
+        self.event(Ev::of(r, id));
     }
 
-    /// An event (for callers that read them back from a database).
+    /// [`Tracker::row`] for a row already reduced to an [`Ev`].
     pub fn event(&mut self, e: Ev) {
-        self.reorder.push(e);
+        let c = self
+            .events
+            .entry((e.pid, e.heap, e.opcode, e.source, e.internal))
+            .or_default();
+        c.blocks += 1;
+        // Sizes come from the capture: a corrupt one must not overflow a sum.
+        c.bytes = c.bytes.saturating_add(e.size);
+        if e.takes_part() {
+            self.reorder.push(e);
+        }
     }
 
     /// The lifetimes that ended since the last call (after processing what can be).
@@ -750,7 +758,7 @@ impl Tracker {
     fn start(&mut self, e: &Ev, address: u64, l: Live) {
         if let (true, Some(size)) = (l.start_kind.in_trace(), l.size) {
             let u = self.usage.entry(e.pid).or_default();
-            u.bytes += size;
+            u.bytes = u.bytes.saturating_add(size);
             u.blocks += 1;
         }
         let h = self.heap_index(e.pid, e.heap);
@@ -801,12 +809,12 @@ impl Tracker {
             .entry((pid, heap, l.start_stack_id, l.start_kind, end.kind))
             .or_default();
         c.blocks += 1;
-        c.bytes += l.size.unwrap_or(0);
+        c.bytes = c.bytes.saturating_add(l.size.unwrap_or(0));
         if let Some(s) = l.start_ns {
             c.min_start_ns = Some(c.min_start_ns.map_or(s, |m| m.min(s)));
             if let Some(e) = end.ns {
                 c.timed += 1;
-                c.lifetime_ns += (e - s) as f64;
+                c.lifetime_ns += e.saturating_sub(s) as f64;
             }
         }
         self.done.push(BlockRow {
