@@ -1,5 +1,5 @@
 -- name: capture-diff
--- description: Two captures (nights) side by side per call site: allocs, reallocs, moves and bytes copied in each and the change, matched by identities that survive reboots (process name, heap kind, call site as module+RVA, or function once symbolized).
+-- description: Two captures (nights) side by side per call site: allocs, reallocs, moves, bytes copied and bytes still live at the end in each and the change, matched by identities that survive reboots (process name, heap kind, call site as module+RVA, or function once symbolized).
 -- question: Did last night's build realloc more, or differently, than the night before, and where?
 -- param: a = previous : the baseline capture id (default: the capture before b, in start order)
 -- param: b = latest : the capture to compare (default: the latest capture)
@@ -32,7 +32,7 @@ g AS (
                            ELSE '' END) AS label,
            CASE WHEN :group = 'site' THEN max(v.site_id) END AS site_id,
            sum(v.allocs) AS allocs, sum(v.reallocs) AS reallocs, sum(v.moves) AS moves,
-           sum(v.bytes_copied) AS bytes_copied
+           sum(v.bytes_copied) AS bytes_copied, sum(v.live_bytes) AS live_bytes
     FROM site_stats_v v
     WHERE v.capture_id IN ((SELECT a FROM pair), (SELECT b FROM pair))
     GROUP BY v.capture_id, v.process, k
@@ -52,6 +52,9 @@ SELECT process,
        sum(CASE WHEN capture_id = (SELECT b FROM pair) THEN moves ELSE 0 END) AS moves_b,
        sum(CASE WHEN capture_id = (SELECT a FROM pair) THEN bytes_copied ELSE 0 END) AS bytes_copied_a,
        sum(CASE WHEN capture_id = (SELECT b FROM pair) THEN bytes_copied ELSE 0 END) AS bytes_copied_b,
+       -- Outstanding at the end of each capture (NULL where its lifetimes are not computed).
+       sum(CASE WHEN capture_id = (SELECT a FROM pair) THEN live_bytes ELSE 0 END) AS live_bytes_a,
+       sum(CASE WHEN capture_id = (SELECT b FROM pair) THEN live_bytes ELSE 0 END) AS live_bytes_b,
        (SELECT a FROM pair) AS capture_a,
        (SELECT b FROM pair) AS capture_b
 FROM g

@@ -1,7 +1,7 @@
 -- name: trend
 -- description: Call sites (or modules, heaps, processes) across captures in start order, or across the values of a label such as build: one number per capture, and a flag on those that rose steadily over the last captures, with the slope and the capture where the rise began.
 -- question: Which call sites have been growing night after night, and since when?
--- param: metric = reallocs [reallocs|moves|bytes_copied|bytes_grown|allocs|alloc_bytes] : the number followed
+-- param: metric = reallocs [reallocs|moves|bytes_copied|bytes_grown|allocs|alloc_bytes|live_blocks|live_bytes] : the number followed (live_*: blocks allocated in the capture and still live at its end: the leak that grows night after night)
 -- param: last = 14 : how many captures (or label values), the latest ones
 -- param: by = capture : 'capture' (each capture is a point) or a label key such as build (captures with the same value are averaged; values in order of their first capture)
 -- param: group = site [site|call_site|module|heap|process] : what a row is (see capture-diff)
@@ -11,7 +11,7 @@
 -- param: limit = 50 : rows to return
 --
 -- A row is flagged 'rising' when its values rose at every one of the last min_run (or
--- more) points, by min_rise in all, and (for the counts: reallocs, moves, allocs) by more
+-- more) points, by min_rise in all, and (for the counts: reallocs, moves, allocs, live_blocks) by more
 -- than three standard deviations of counting noise (rise² > 9 × (first + last)), and
 -- the last value is more than three standard deviations (of the points before the rise,
 -- when there are two or more) above their mean: a run of rises out of a dip is not a
@@ -48,7 +48,8 @@ vals AS (
            w.seq,
            sum(CASE :metric WHEN 'reallocs' THEN v.reallocs WHEN 'moves' THEN v.moves
                             WHEN 'bytes_copied' THEN v.bytes_copied WHEN 'bytes_grown' THEN v.bytes_grown
-                            WHEN 'allocs' THEN v.allocs ELSE v.alloc_bytes END) * 1.0 / w.captures AS v
+                            WHEN 'allocs' THEN v.allocs WHEN 'live_blocks' THEN v.live_blocks
+                            WHEN 'live_bytes' THEN v.live_bytes ELSE v.alloc_bytes END) * 1.0 / w.captures AS v
     FROM win w
     JOIN pts p ON p.point = w.point
     JOIN site_stats_v v ON v.capture_id = p.capture_id
@@ -95,7 +96,7 @@ flagged AS (
            (f.last_seq - f.start_seq >= :min_run
             AND f.v_last > f.v_start
             AND f.v_last >= f.v_start * (1 + :min_rise)
-            AND (:metric NOT IN ('reallocs', 'moves', 'allocs')
+            AND (:metric NOT IN ('reallocs', 'moves', 'allocs', 'live_blocks')
                  OR (f.v_last - f.v_start) * (f.v_last - f.v_start) > 9 * (f.v_start + f.v_last))
             AND (pre.m IS NULL
                  OR (f.v_last > pre.mean AND (f.v_last - pre.mean) * (f.v_last - pre.mean) > 9 * pre.var))) AS rising

@@ -311,7 +311,10 @@ CREATE TABLE IF NOT EXISTS site_stats (
     reallocs      INTEGER NOT NULL,        -- ReAllocs
     moves         INTEGER NOT NULL,        -- ReAllocs that moved the block
     bytes_copied  INTEGER NOT NULL,        -- bytes copied by those moves
-    bytes_grown   INTEGER NOT NULL         -- bytes added by growing ReAllocs
+    bytes_grown   INTEGER NOT NULL,        -- bytes added by growing ReAllocs
+    -- Added in schema 3:
+    live_blocks   INTEGER,                 -- blocks this site allocated (or last reallocated) in the trace and still live at its end (outstanding-at-end); NULL until the capture's lifetimes are computed
+    live_bytes    INTEGER                  -- their bytes
 );
 
 -- Labels of captures: `heapdb ingest --label build=26100.1234` or

@@ -118,7 +118,8 @@ SELECT st.capture_id,
             ELSE coalesce(s.call_function, s.call_site) END AS site,
        CASE WHEN st.site_id IS NULL THEN '(no stack)'
             ELSE coalesce(s.caller_module, '(outside any image)') END AS module,
-       st.allocs, st.alloc_bytes, st.reallocs, st.moves, st.bytes_copied, st.bytes_grown
+       st.allocs, st.alloc_bytes, st.reallocs, st.moves, st.bytes_copied, st.bytes_grown,
+       st.live_blocks, st.live_bytes   -- outstanding at the end of the capture (NULL: lifetimes not computed)
 FROM site_stats st
 LEFT JOIN sites s ON s.site_id = st.site_id;
 

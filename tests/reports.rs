@@ -1490,3 +1490,67 @@ fn leak_suspects_rank_steady_growth() {
     let scores: Vec<i64> = got.iter().map(|g| i(&g["score"])).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]));
 }
+
+/// Outstanding bytes per call site follow a site across nights: capture-diff's (and
+/// trend's) live bytes are the synthesizer's live-at-end record of each night.
+#[test]
+fn live_bytes_per_call_site_across_nights() {
+    let f = fixture();
+    let got = query(&[
+        "capture-diff",
+        "-p",
+        "group=call_site",
+        "-p",
+        "limit=100000",
+    ]);
+    for (night, col) in [(0usize, "live_bytes_a"), (1, "live_bytes_b")] {
+        let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for s in &f.manifests[night].lifetimes.live_at_end_by_site {
+            *want
+                .entry((s.process.clone(), s.call_site.clone()))
+                .or_default() += s.bytes;
+        }
+        let have: BTreeMap<(String, String), u64> = got
+            .iter()
+            .filter(|g| i(&g[col]) > 0)
+            .map(|g| {
+                (
+                    (
+                        g["process"].as_str().unwrap().to_string(),
+                        g["site"].as_str().unwrap().to_string(),
+                    ),
+                    i(&g[col]) as u64,
+                )
+            })
+            .collect();
+        assert!(want.len() > 10);
+        assert_eq!(have, want, "night {night}");
+    }
+    // trend follows the same numbers.
+    let t = query(&[
+        "trend",
+        "-p",
+        "metric=live_bytes",
+        "-p",
+        "group=call_site",
+        "-p",
+        "limit=1",
+    ]);
+    let series: Vec<f64> = t[0]["series"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let row = got
+        .iter()
+        .find(|g| g["process"] == t[0]["process"] && g["site"] == t[0]["site"])
+        .unwrap();
+    assert_eq!(
+        series,
+        vec![
+            i(&row["live_bytes_a"]) as f64,
+            i(&row["live_bytes_b"]) as f64
+        ]
+    );
+}

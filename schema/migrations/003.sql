@@ -5,6 +5,8 @@
 ALTER TABLE captures ADD COLUMN first_block_id INTEGER;
 ALTER TABLE captures ADD COLUMN last_block_id INTEGER;
 ALTER TABLE captures ADD COLUMN events_out_of_order INTEGER;
+ALTER TABLE site_stats ADD COLUMN live_blocks INTEGER;
+ALTER TABLE site_stats ADD COLUMN live_bytes INTEGER;
 
 -- The lifetime tables (blocks, block_counts, process_usage) are created from
 -- schema/001_tables.sql, which the upgrade runs (idempotently) before this script.

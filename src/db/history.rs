@@ -136,6 +136,15 @@ pub fn backfill(conn: &Connection, db: &Path, capture_id: i64, ctx: Context<'_>)
             up.execute((p.identity.as_str(), rowid))?;
         }
         write_history(conn, capture_id, &history)?;
+        // Outstanding bytes per site come from the lifetimes, when they are there.
+        let lifetimes: Option<i64> = conn.query_row(
+            "SELECT first_block_id FROM captures WHERE capture_id = ?1",
+            [capture_id],
+            |r| r.get(0),
+        )?;
+        if lifetimes.is_some() {
+            super::lifetimes::fill_site_live(conn, capture_id)?;
+        }
         Ok(())
     })();
     conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;

@@ -55,6 +55,7 @@ pub fn backfill(conn: &Connection, db: &Path, capture_id: i64, ctx: Context<'_>)
         pending.extend(last);
         insert(conn, &sql::BLOCKS, &pending)?;
         write_summary(conn, capture_id, &summary)?;
+        fill_site_live(conn, capture_id)?;
         conn.execute(
             "UPDATE captures SET first_block_id = ?2, last_block_id = ?3, events_out_of_order = ?4 WHERE capture_id = ?1",
             (
@@ -100,6 +101,30 @@ pub(crate) fn write_summary(
         .map(|(k, c)| (capture_id, *k, *c))
         .collect();
     insert(conn, &sql::HEAP_EVENT_COUNTS, &events)
+}
+
+/// Fills `site_stats.live_blocks` / `live_bytes` of a capture from its lifetime counts
+/// (once both its history and its lifetimes are stored): what `trend` and
+/// `capture-diff` follow as outstanding bytes per call site across nights.
+pub(crate) fn fill_site_live(conn: &Connection, capture_id: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE site_stats SET live_blocks = coalesce(x.blocks, 0), live_bytes = coalesce(x.bytes, 0)
+         FROM (SELECT s.pid, s.heap, s.site_id, l.blocks, l.bytes
+               FROM site_stats s
+               LEFT JOIN (SELECT k.pid, k.heap, cs.site_id, sum(k.blocks) AS blocks, sum(k.bytes) AS bytes
+                          FROM block_counts k
+                          LEFT JOIN capture_stacks cs ON cs.capture_id = k.capture_id AND cs.pid = k.pid
+                                                     AND cs.stack_id = k.start_stack_id
+                          WHERE k.capture_id = ?1 AND k.end_kind = 'live_at_end'
+                            AND k.start_kind IN ('alloc', 'realloc')
+                          GROUP BY k.pid, k.heap, cs.site_id) l
+                 ON l.pid = s.pid AND l.heap = s.heap AND l.site_id IS s.site_id
+               WHERE s.capture_id = ?1) x
+         WHERE site_stats.capture_id = ?1 AND site_stats.pid = x.pid AND site_stats.heap = x.heap
+           AND site_stats.site_id IS x.site_id",
+        [capture_id],
+    )?;
+    Ok(())
 }
 
 /// pid → the end of its last process row (what the loader uses: see `ingest::load`).

@@ -229,13 +229,43 @@ fn upgrade(conn: &Connection) -> Result<()> {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             let from = i as i32 + 1;
             if from >= version {
-                conn.execute_batch(m)
+                run_migration(conn, m)
                     .with_context(|| format!("upgrading the schema from version {from}"))?;
             }
         }
     }
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     conn.execute_batch(VIEWS_SQL)?;
+    Ok(())
+}
+
+/// Runs a migration statement by statement. A table that a later schema version
+/// created comes from 001_tables.sql with all its columns, so an `ALTER TABLE … ADD
+/// COLUMN` of an older step finds the column there already (a version 1 database has no
+/// site_stats; the upgrade creates it whole, then migration 003 adds live_bytes to it):
+/// that statement is then done, not an error.
+fn run_migration(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    // Migrations hold no ';' or '--' inside strings: statements split on ';' once the
+    // comments are gone.
+    let code: String = sql
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for stmt in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let words: Vec<&str> = stmt.split_whitespace().collect();
+        if let ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] = words[..] {
+            let have: i64 = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                [table, column],
+                |r| r.get(0),
+            )?;
+            if have > 0 {
+                continue;
+            }
+        }
+        conn.execute_batch(stmt)?;
+    }
     Ok(())
 }
 

@@ -244,6 +244,7 @@ impl SqliteSink {
         let images: Vec<_> = t.images.iter().map(|p| (cid, p.clone())).collect();
         insert(&self.conn, &sql::IMAGES, &images)?;
         super::history::write_history(&self.conn, cid, &e.history)?;
+        super::lifetimes::fill_site_live(&self.conn, cid)?;
         {
             let mut st = self.conn.prepare_cached(&sql::CAPTURE_END.update_sql())?;
             (sql::CAPTURE_END.bind)(&mut st, 0, e)?;
