@@ -394,3 +394,42 @@ fn repair_computes_the_lifetimes_an_ingest_writes() {
     );
     assert_eq!(common::canonical(&copy), before);
 }
+
+/// A corrupt timestamp far in the future on one CPU must not hold that CPU's later
+/// events back behind it: they are still followed in time order (before, the Free at 20
+/// waited behind the wild event and was followed after the Alloc at 30 on CPU 1, which
+/// then "lost its Free" and ended before it started).
+#[test]
+fn a_wild_timestamp_does_not_hold_its_cpu_back() {
+    use EndKind::*;
+    use StartKind::*;
+    let on = |cpu: u16, e: E| E { cpu, ..e };
+    let events = [
+        on(0, alloc(10, 0xa0, 8)),
+        on(0, free(1_000_000_000_000, 0xf0)), // the corrupt one
+        on(0, free(20, 0xa0)),
+        on(0, alloc(40, 0xb0, 1)),
+        on(1, alloc(30, 0xa0, 9)),
+        on(1, alloc(50, 0xc0, 1)),
+    ];
+    let (b, sum) = track(&events, 1000, &[]);
+    assert_eq!(
+        shape(&b),
+        vec![
+            (0xa0, Alloc, Some(10), Free, Some(20), Some(8), 0),
+            (0xa0, Alloc, Some(30), LiveAtEnd, None, Some(9), 0),
+            (0xb0, Alloc, Some(40), LiveAtEnd, None, Some(1), 0),
+            (0xc0, Alloc, Some(50), LiveAtEnd, None, Some(1), 0),
+            (
+                0xf0,
+                BeforeTrace,
+                None,
+                Free,
+                Some(1_000_000_000_000),
+                None,
+                0
+            ),
+        ]
+    );
+    assert_eq!(sum.stats.out_of_order, 0);
+}

@@ -316,11 +316,29 @@ impl Reorder {
     pub fn push(&mut self, e: Ev) {
         let q = self.queue(e.cpu);
         let queue = &mut self.queues[q];
-        if queue.events.is_empty() {
-            self.heads.push(Reverse((e.time_ns, e.id, q)));
+        let key = (e.time_ns, e.id);
+        match queue.events.back() {
+            // A CPU's own events come in time order; one that does not (after a
+            // corrupt, wild timestamp) goes to its place, so that the wild event waits
+            // at the end of its CPU's queue instead of holding the others back.
+            Some(last) if key < (last.time_ns, last.id) => {
+                let at = queue.events.partition_point(|x| (x.time_ns, x.id) <= key);
+                queue.events.insert(at, e);
+                if at == 0 {
+                    // A new first event: the heap's entry for the old one goes stale
+                    // (`pop` skips it).
+                    self.heads.push(Reverse((e.time_ns, e.id, q)));
+                }
+            }
+            Some(_) => queue.events.push_back(e),
+            None => {
+                queue.events.push_back(e);
+                self.heads.push(Reverse((e.time_ns, e.id, q)));
+            }
         }
-        queue.latest = queue.latest.max(e.time_ns);
-        queue.events.push_back(e);
+        // The time of its last event, not the largest: a wild time must not make the
+        // CPU look further ahead than it is.
+        queue.latest = e.time_ns;
         self.waiting += 1;
         self.most_waiting = self.most_waiting.max(self.waiting);
     }
@@ -334,7 +352,7 @@ impl Reorder {
             .map(|q| q.latest)
             .min()
             .unwrap_or(i64::MIN);
-        while let Some(&Reverse((t, _, _))) = self.heads.peek() {
+        while let Some((t, _)) = self.first() {
             if t > safe && self.waiting <= self.limit {
                 break;
             }
@@ -351,7 +369,21 @@ impl Reorder {
         }
     }
 
+    /// (time, id) of the earliest waiting event, dropping the heap's stale entries.
+    fn first(&mut self) -> Option<(i64, i64)> {
+        while let Some(&Reverse((t, id, q))) = self.heads.peek() {
+            match self.queues[q].events.front() {
+                Some(f) if (f.time_ns, f.id) == (t, id) => return Some((t, id)),
+                _ => {
+                    self.heads.pop();
+                }
+            }
+        }
+        None
+    }
+
     fn pop(&mut self) -> Option<Ev> {
+        self.first()?;
         let Reverse((_, _, q)) = self.heads.pop()?;
         let queue = &mut self.queues[q];
         let e = queue.events.pop_front()?;
