@@ -1,4 +1,4 @@
--- heapdb schema, version 3: tables.
+-- heapdb schema, version 4: tables.
 --
 -- One SQLite database holds the heap history of many captures (.etl files). heapdb
 -- applies this file when it creates a database and records the schema version in
@@ -167,7 +167,9 @@ CREATE TABLE IF NOT EXISTS heap_events (
 CREATE TABLE IF NOT EXISTS stacks (
     stack_id   INTEGER PRIMARY KEY,        -- hash of the frames (63 bits)
     depth      INTEGER NOT NULL,           -- number of frames
-    leaf       INTEGER                     -- innermost frame (frame 0)
+    leaf       INTEGER,                    -- innermost frame (frame 0)
+    -- Added in schema 4:
+    site_id    INTEGER                     -- the call site this stack was first seen as (sites.site_id; capture_stacks has it per capture): what stack_frames_v names the frames by
 );
 
 -- Frames of each stack, innermost first.
@@ -221,7 +223,9 @@ CREATE TABLE IF NOT EXISTS images (
     pdb_age       INTEGER,                 -- RSDS age
     pdb_path      TEXT,                    -- PDB file name recorded in the image
     load_ns       INTEGER,                 -- NULL when loaded before the trace
-    unload_ns     INTEGER                  -- NULL when still loaded at the end
+    unload_ns     INTEGER,                 -- NULL when still loaded at the end
+    -- Added in schema 4:
+    pdb_id        INTEGER                  -- pdbs.pdb_id of (pdb_path, pdb_guid, pdb_age); NULL without an RSDS record, or until `heapdb symbolize` (or `ingest --symbols`) has run
 );
 
 -- Everything that was bad: unreadable files, corrupt buffers and records.
@@ -247,18 +251,19 @@ CREATE TABLE IF NOT EXISTS ingest_errors (
 -- of those frames (the first 63 bits of BLAKE3 over each frame's module name and RVA,
 -- or its address when it is outside every image), the same in every database, so the
 -- same code gives the same site_id every night of one build. A rebuild moves RVAs:
--- symbolization (still to come: these columns stay NULL until then) will fill
--- function_site_id (a hash of the frames as module!function) and call_function, and
--- reports already group by coalesce(function_site_id, site_id), so the same function
--- will match across builds once symbols exist.
+-- symbolization (`heapdb symbolize`, `heapdb ingest --symbols`) fills function_site_id
+-- (a hash of the frames as module!function) and call_function, and reports group by
+-- coalesce(function_site_id, site_id), so the same function matches across builds.
 CREATE TABLE IF NOT EXISTS sites (
     site_id          INTEGER PRIMARY KEY,  -- hash of the (module, RVA) frames (63 bits)
     depth            INTEGER NOT NULL,     -- number of frames
-    call_depth       INTEGER NOT NULL,     -- depth of the call-site frame: the first outside the heap manager, the C/C++ runtimes and the kernel
+    call_depth       INTEGER NOT NULL,     -- depth of the call-site frame: the first outside the heap manager, the C/C++ runtimes and the kernel (once symbolized, also outside the allocator functions: malloc, realloc, operator new, ... docs/symbols.md)
     call_site        TEXT NOT NULL,        -- that frame as 'module+0xRVA' (or '0xADDRESS' outside every image), e.g. 'game.exe+0x1a2b3'
     caller_module    TEXT,                 -- its module, lowercase; NULL outside every image
-    function_site_id INTEGER,              -- hash of the frames as module!function; NULL until symbolized
-    call_function    TEXT                  -- the call site as 'module!function'; NULL until symbolized
+    function_site_id INTEGER,              -- hash of the frames as module!function (module+RVA for frames without a name); NULL while no frame has a name
+    call_function    TEXT,                 -- the call site as 'module!function' (WinDbg's spelling: no argument list), e.g. 'heapdemo.dll!JsonWriter::Grow'; NULL until its PDB was found
+    -- Added in schema 4:
+    symbolized       INTEGER               -- 1 once symbolization named what it could of this site's frames; NULL before
 );
 
 -- Frames of each site, innermost first.
@@ -268,6 +273,8 @@ CREATE TABLE IF NOT EXISTS site_frames (
     module   TEXT,                         -- image file name, lowercase; NULL: the frame is outside every image of the process and the kernel
     rva      INTEGER,                      -- offset in the module; NULL with module
     address  INTEGER,                      -- the address, only when module is NULL (an absolute address: it will not match another night)
+    -- Added in schema 4:
+    pdb_id   INTEGER,                      -- pdbs.pdb_id of the module's PDB (from the image of the capture that first stored the site); NULL when the image names none, or until symbolization
     PRIMARY KEY (site_id, depth)
 ) WITHOUT ROWID;
 
@@ -435,3 +442,42 @@ CREATE TABLE IF NOT EXISTS heap_event_counts (
     events           INTEGER NOT NULL,     -- how many
     bytes            INTEGER NOT NULL      -- sum of their size column (Alloc size, ReAlloc new size, ...; 0 where none)
 );
+
+-- ---------------------------------------------------------------------------------
+-- Symbols (schema 4): function names, source lines and inline frames from PDB files,
+-- found along a symbol path (`heapdb symbolize --symbols PATH`, `heapdb ingest
+-- --symbols PATH`, or _NT_SYMBOL_PATH). Each distinct (PDB, RVA) is resolved once; the
+-- views stack_frames_v and site_frames_v show frames as module!function+0xOFF with
+-- file:line. docs/symbols.md gives the rules.
+-- ---------------------------------------------------------------------------------
+
+-- The PDBs the images of the captures name (their RSDS record), and what the last
+-- symbolization found for each.
+CREATE TABLE IF NOT EXISTS pdbs (
+    pdb_id     INTEGER PRIMARY KEY,        -- row id
+    name       TEXT NOT NULL COLLATE NOCASE, -- PDB file name as the image records it (its directory dropped), e.g. 'chrome.pdb'
+    guid       TEXT NOT NULL,              -- RSDS GUID, as images.pdb_guid
+    age        INTEGER NOT NULL,           -- RSDS age
+    status     TEXT NOT NULL DEFAULT 'pending', -- 'pending' (not looked for yet), 'loaded', 'not_found', 'mismatch' (a PDB of another build was found), 'error' (found but unreadable)
+    path       TEXT,                       -- the file used ('loaded'), or the one that did not match / could not be read
+    found_by   TEXT,                       -- how it was found: 'directory D', 'store D', 'downloaded from URL'
+    message    TEXT,                       -- why not, naming the file ('not_found', 'mismatch', 'error')
+    rvas       INTEGER NOT NULL DEFAULT 0, -- distinct addresses resolved from it
+    updated_ns INTEGER,                    -- when it was last looked for (UTC ns)
+    UNIQUE (name, guid, age)
+);
+
+-- What each code address is, per PDB: one row per (PDB, RVA, inline level). The RVA is
+-- the one looked up: for a return address (every stack frame but the innermost) the
+-- address minus one, so the call, not the next line, is named.
+CREATE TABLE IF NOT EXISTS symbols (
+    pdb_id       INTEGER NOT NULL REFERENCES pdbs(pdb_id), -- the PDB
+    rva          INTEGER NOT NULL,         -- the RVA looked up
+    inline_depth INTEGER NOT NULL,         -- 0: the function the code belongs to; 1, 2...: functions inlined into it, the innermost last
+    name         TEXT,                     -- the function without its argument list, e.g. 'JsonWriter::Grow' (as WinDbg prints frames); NULL: no symbol covers the address
+    function     TEXT,                     -- the full demangled name, e.g. 'JsonWriter::Grow(unsigned __int64)'
+    function_rva INTEGER,                  -- where the function starts (inline_depth 0): a frame's offset is its RVA minus this
+    file         TEXT,                     -- source file of that level: for level 0 the line of the call into the inlined code, for the innermost the line executing
+    line         INTEGER,                  -- source line
+    PRIMARY KEY (pdb_id, rva, inline_depth)
+) WITHOUT ROWID;

@@ -86,18 +86,67 @@ LEFT JOIN heap_opcodes o ON o.opcode = e.opcode
 LEFT JOIN sources s ON s.source = e.source
 LEFT JOIN process_names p ON p.capture_id = e.capture_id AND p.pid = e.pid;
 
--- Stack frames in hex, innermost first.
+-- Frames of each site, innermost first, named as in stack_frames_v: `frame` is
+-- module!function+0xOFF (offset from the return address, as debuggers print it) when
+-- the PDB named it, else module+0xRVA (or the address outside every image).
+DROP VIEW IF EXISTS site_frames_v;
+CREATE VIEW site_frames_v AS
+SELECT sf.site_id, sf.depth,
+       CASE WHEN sym.name IS NOT NULL THEN sf.module || '!' || sym.name || printf('+0x%x', sf.rva - sym.function_rva)
+            WHEN sf.module IS NOT NULL THEN sf.module || printf('+0x%x', sf.rva)
+            ELSE printf('0x%x', sf.address) END AS frame,
+       sym.file || ':' || sym.line AS source,
+       (SELECT group_concat(i.name || coalesce(' (' || i.file || ':' || i.line || ')', ''), ' in ' ORDER BY i.inline_depth DESC)
+        FROM symbols i WHERE i.pdb_id = sym.pdb_id AND i.rva = sym.rva AND i.inline_depth > 0) AS inlined,
+       sym.function, sf.module, sf.rva, sf.address
+FROM site_frames sf
+LEFT JOIN symbols sym ON sym.pdb_id = sf.pdb_id AND sym.rva = sf.rva - (sf.depth > 0) AND sym.inline_depth = 0;
+
+-- Stack frames, innermost first, named: `frame` is module!function+0xOFF once the
+-- module's PDB was found (heapdb symbolize), else module+0xRVA, else the address;
+-- `source` the file:line of the call, `inlined` the functions inlined at that point
+-- (innermost first). Names come through the site the stack was first seen as
+-- (stacks.site_id).
 DROP VIEW IF EXISTS stack_frames_v;
 CREATE VIEW stack_frames_v AS
-SELECT stack_id, depth, printf('0x%x', address) AS address_hex, address
-FROM stack_frames;
+SELECT f.stack_id, f.depth, printf('0x%x', f.address) AS address_hex,
+       coalesce(n.frame, printf('0x%x', f.address)) AS frame,
+       n.source, n.inlined, n.function, f.address
+FROM stack_frames f
+LEFT JOIN stacks st ON st.stack_id = f.stack_id
+LEFT JOIN site_frames_v n ON n.site_id = st.site_id AND n.depth = f.depth;
 
--- Images with hex bases.
+-- Images with hex bases, and what symbolization found for their PDB.
 DROP VIEW IF EXISTS images_v;
 CREATE VIEW images_v AS
-SELECT capture_id, pid, name, printf('0x%x', base) AS base_hex, size, path,
-       pdb_guid, pdb_age, pdb_path, base
-FROM images;
+SELECT i.capture_id, i.pid, i.name, printf('0x%x', i.base) AS base_hex, i.size, i.path,
+       i.pdb_guid, i.pdb_age, i.pdb_path,
+       coalesce(p.status, CASE WHEN i.pdb_guid IS NULL THEN 'no_pdb_record' ELSE 'pending' END) AS symbols,
+       p.path AS pdb_file, i.base
+FROM images i
+LEFT JOIN pdbs p ON p.pdb_id = i.pdb_id;
+
+-- The PDBs of the captures' images, what was found, and how many call-site frames
+-- each names: what to fetch next when reports still show module+0xRVA.
+DROP VIEW IF EXISTS pdbs_v;
+CREATE VIEW pdbs_v AS
+SELECT p.pdb_id, p.name, p.guid, p.age, p.status, p.path, p.found_by, p.message, p.rvas,
+       (SELECT count(*) FROM site_frames sf WHERE sf.pdb_id = p.pdb_id) AS site_frames,
+       (SELECT group_concat(DISTINCT i.name) FROM images i WHERE i.pdb_id = p.pdb_id) AS modules,
+       strftime('%Y-%m-%dT%H:%M:%SZ', p.updated_ns / 1e9, 'unixepoch') AS updated
+FROM pdbs p;
+
+-- Call sites with their names: `call_site` is module!function once symbolized, else
+-- module+0xRVA; `stack` the whole stack, innermost first, each frame as in
+-- site_frames_v, separated by ' <- ' (read: called from).
+DROP VIEW IF EXISTS sites_v;
+CREATE VIEW sites_v AS
+SELECT s.site_id, coalesce(s.call_function, s.call_site) AS call_site, s.caller_module,
+       s.call_depth, s.depth, coalesce(s.function_site_id, s.site_id) AS site_key,
+       (SELECT group_concat(n.frame, ' <- ' ORDER BY n.depth) FROM site_frames_v n
+        WHERE n.site_id = s.site_id) AS stack,
+       s.call_function, s.function_site_id
+FROM sites s;
 
 -- What each call site did in each heap of each capture, with its names: the view the
 -- cross-capture reports (trend, capture-diff) group. `site` is the call site
@@ -122,15 +171,6 @@ SELECT st.capture_id,
        st.live_blocks, st.live_bytes   -- outstanding at the end of the capture (NULL: lifetimes not computed)
 FROM site_stats st
 LEFT JOIN sites s ON s.site_id = st.site_id;
-
--- Frames of each site, innermost first, as module+0xRVA (or the address).
-DROP VIEW IF EXISTS site_frames_v;
-CREATE VIEW site_frames_v AS
-SELECT site_id, depth,
-       CASE WHEN module IS NOT NULL THEN module || printf('+0x%x', rva)
-            ELSE printf('0x%x', address) END AS frame,
-       module, rva, address
-FROM site_frames;
 
 -- Labels of each capture, one row per label.
 DROP VIEW IF EXISTS capture_labels_v;

@@ -67,9 +67,25 @@ pub struct IngestArgs {
     /// --label wins over a label taken from the path.
     #[arg(long = "label-from-path", value_name = "REGEX")]
     pub label_from_path: Vec<String>,
+    /// After loading, name the frames from PDB files as `heapdb symbolize` does (this
+    /// flag, or $_NT_SYMBOL_PATH when set).
+    #[command(flatten)]
+    pub symbols: super::symbolize::SymbolArgs,
+    /// Do not symbolize, even when $_NT_SYMBOL_PATH is set.
+    #[arg(long, conflicts_with = "symbols")]
+    pub no_symbols: bool,
 }
 
 pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    // The symbol path is checked before anything is loaded: a typo is a usage error.
+    let symbols = if a.no_symbols {
+        None
+    } else {
+        match a.symbols.path()? {
+            Some(p) => Some(a.symbols.options(p, a.jobs)?),
+            None => None,
+        }
+    };
     let fixed: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let labels =
         ingest::labels::Labels::new(&fixed, &a.label_from_path).map_err(super::exit::UsageError)?;
@@ -158,7 +174,14 @@ pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
         ));
         return Ok(Outcome::Interrupted);
     }
-    if r.had_errors() {
+    let symbolized = match &symbols {
+        Some(opts) => super::symbolize::run_on(&a.db, opts, quiet)?,
+        None => Outcome::Ok,
+    };
+    if matches!(symbolized, Outcome::Interrupted) {
+        return Ok(Outcome::Interrupted);
+    }
+    if r.had_errors() || matches!(symbolized, Outcome::InputErrors) {
         say(format!(
             "see the errors above, or: heapdb query --db {} data-quality",
             a.db.display()

@@ -11,6 +11,7 @@ mod progress;
 mod prune;
 mod query;
 mod repair;
+mod symbolize;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +68,9 @@ pub enum Command {
     /// Check a database and restore what an interrupted ingest can leave behind
     /// (missing indexes).
     Repair(repair::RepairArgs),
+    /// Name the frames of the stored stacks from PDB files (function, file:line,
+    /// inline frames) along a symbol path; rerun-safe.
+    Symbolize(symbolize::SymbolizeArgs),
 }
 
 /// The process-wide cancellation token: Ctrl-C and SIGTERM request, jobs poll.
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Prune(args) => prune::run(args, quiet),
         Command::Label(args) => label::run(args),
         Command::Repair(args) => repair::run(args, quiet),
+        Command::Symbolize(args) => symbolize::run(args, quiet),
     };
     ExitCode::from(exit::code(result))
 }

@@ -46,6 +46,12 @@ pub fn write_history(conn: &Connection, capture_id: i64, h: &History) -> rusqlit
     }
     let stacks: Vec<_> = h.capture_stacks.iter().map(|x| (capture_id, *x)).collect();
     insert_each(conn, &sql::CAPTURE_STACKS, &stacks, false)?;
+    // The site a stack was first seen as: what stack_frames_v names its frames by.
+    let mut first_site = conn
+        .prepare_cached("UPDATE stacks SET site_id = ?2 WHERE stack_id = ?1 AND site_id IS NULL")?;
+    for &(_, stack, site) in &h.capture_stacks {
+        first_site.execute([stack, site])?;
+    }
     let heaps: Vec<_> = h.heaps.iter().map(|x| (capture_id, x.clone())).collect();
     insert_each(conn, &sql::HEAPS, &heaps, false)?;
     let stats: Vec<_> = h

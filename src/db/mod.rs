@@ -6,6 +6,7 @@ pub mod lifetimes;
 pub mod prune;
 pub mod sink;
 pub mod sql;
+pub mod symbolize;
 
 use crate::ingest::observe::{Phase, Progress};
 use crate::ingest::sink::Context as SinkContext;
@@ -15,12 +16,13 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Version of the schema this heapdb writes (PRAGMA user_version).
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Upgrades from each older version: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/migrations/002.sql"),
     include_str!("../../schema/migrations/003.sql"),
+    include_str!("../../schema/migrations/004.sql"),
 ];
 
 pub const TABLES_SQL: &str = include_str!("../../schema/001_tables.sql");

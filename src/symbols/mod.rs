@@ -25,6 +25,7 @@
 
 pub mod demo_module;
 mod http;
+pub mod names;
 pub mod path;
 pub mod pdb;
 pub mod pe;
