@@ -270,10 +270,13 @@ pub(super) fn program(
         .collect()
 }
 
+/// ntdll!RtlUserThreadStart's return address: where a thread's stack ends.
+const RTL_USER_THREAD_START: u64 = 0x5_aa68;
+
 /// Turns `site` into one that allocates through heapdemo: its ntdll frames, a demo call
 /// chain (by its growth pattern: vector-like growth goes through `Vector<T>::Grow`,
 /// constant steps through the string builders), then up to four of its own frames in
-/// the executable (what calls heapdemo_run).
+/// the executable (what calls heapdemo_run), or, for vectors, the thread start.
 fn make_demo_site(site: &mut ProgramSite, b: &'static DemoBuild, rng: &mut Rng) {
     let chain = match site.pattern {
         Pattern::Geometric(2.0) => "vector",
@@ -295,7 +298,15 @@ fn make_demo_site(site: &mut ProgramSite, b: &'static DemoBuild, rng: &mut Rng) 
         .collect();
     let mut frames = site.frames[..DEMO_FIRST_CALLER].to_vec();
     frames.extend(c.frames.iter().map(|f| (DEMO, f.return_rva as u64)));
-    frames.extend(exe);
+    if chain == "vector" {
+        // Vectors grow on a worker thread whose entry point is heapdemo_run: the stack
+        // ends in ntdll's thread start, with no frame of the executable. Every frame
+        // is then named (heapdemo) or unchanged by a rebuild (ntdll), so such a site
+        // keeps its function identity across `--build`s.
+        frames.push((NTDLL, RTL_USER_THREAD_START));
+    } else {
+        frames.extend(exe);
+    }
     site.frames = frames;
     site.call_site = DEMO_FIRST_CALLER;
     site.weight = DEMO_WEIGHT;
