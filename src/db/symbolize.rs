@@ -66,9 +66,14 @@ pub struct Report {
     pub sites_with_function: u64,
     /// Problems with the symbol path itself (missing entries, dead servers).
     pub warnings: Vec<String>,
-    /// Seconds spent locating and opening PDBs, resolving, and writing.
+    /// Seconds spent by the threads locating and opening PDBs, and resolving (summed
+    /// over threads).
     pub load_seconds: f64,
     pub resolve_seconds: f64,
+    /// Wall seconds: finding (and downloading) the PDBs; opening and resolving them;
+    /// everything else of the transaction (writing symbols, naming sites, commit).
+    pub locate_seconds: f64,
+    pub resolve_wall_seconds: f64,
     pub write_seconds: f64,
     /// Stopped by Ctrl-C before writing: nothing of this run was stored.
     pub interrupted: bool,
@@ -112,6 +117,11 @@ struct Done {
 
 /// Symbolizes what is missing in the database. The connection must be writable and at
 /// the current schema.
+///
+/// PDBs are located (and downloaded) first, outside any transaction; then, inside one,
+/// they are opened and resolved a few at a time (as many as there are threads) and
+/// their rows written as each group finishes, so memory holds the open PDBs and one
+/// group's names, and the write lock is held for local work only.
 pub fn symbolize(conn: &mut Connection, opts: &Options, cancel: &Cancel) -> Result<Report> {
     let mut report = Report::default();
     let tx = conn.transaction()?;
@@ -125,17 +135,20 @@ pub fn symbolize(conn: &mut Connection, opts: &Options, cancel: &Cancel) -> Resu
         .num_threads(opts.jobs.unwrap_or(0))
         .build()
         .context("starting the symbolization threads")?;
-    let done: Vec<Done> = pool.install(|| {
+    let t = Instant::now();
+    let located: Vec<Located> = pool.install(|| {
         jobs.into_par_iter()
             .map(|j| {
                 if cancel.requested() {
-                    return None;
+                    None
+                } else {
+                    Some(locate(j, opts))
                 }
-                Some(run_job(j, opts))
             })
             .collect::<Option<Vec<_>>>()
             .unwrap_or_default()
     });
+    report.locate_seconds = t.elapsed().as_secs_f64();
     report.warnings = opts
         .path
         .take_warnings()
@@ -148,7 +161,10 @@ pub fn symbolize(conn: &mut Connection, opts: &Options, cancel: &Cancel) -> Resu
     }
     let t = Instant::now();
     let tx = conn.transaction()?;
+    let mut names = NameMap::default();
     let mut newly_loaded = HashSet::new();
+    let mut outcomes = Vec::new();
+    let mut resolve_wall = 0.0;
     {
         let mut ins = tx.prepare_cached(
             "INSERT OR IGNORE INTO symbols (pdb_id, rva, inline_depth, name, function, function_rva, file, line)
@@ -158,14 +174,24 @@ pub fn symbolize(conn: &mut Connection, opts: &Options, cancel: &Cancel) -> Resu
             "UPDATE pdbs SET status = ?2, path = ?3, found_by = ?4, message = ?5,
                     rvas = rvas + ?6, updated_ns = ?7 WHERE pdb_id = ?1",
         )?;
+        let mut was = tx.prepare_cached("SELECT status FROM pdbs WHERE pdb_id = ?1")?;
         let now = now_ns();
-        for d in &done {
-            report.load_seconds += d.load_s;
-            report.resolve_seconds += d.resolve_s;
-            for r in &d.rows {
-                report.rvas += 1;
-                match &r.resolved {
-                    None => {
+        let group = pool.current_num_threads().max(1);
+        for chunk in located.chunks(group) {
+            if cancel.requested() {
+                report.interrupted = true;
+                return Ok(report); // the transaction rolls back
+            }
+            let tr = Instant::now();
+            let done: Vec<Done> =
+                pool.install(|| chunk.par_iter().map(|l| resolve(l, opts)).collect());
+            resolve_wall += tr.elapsed().as_secs_f64();
+            for d in done {
+                report.load_seconds += d.load_s;
+                report.resolve_seconds += d.resolve_s;
+                for r in &d.rows {
+                    report.rvas += 1;
+                    let Some(res) = &r.resolved else {
                         report.rvas_unknown += 1;
                         ins.execute(params![
                             d.pdb_id,
@@ -177,57 +203,95 @@ pub fn symbolize(conn: &mut Connection, opts: &Options, cancel: &Cancel) -> Resu
                             None::<&str>,
                             None::<i64>
                         ])?;
+                        names.insert(d.pdb_id, r.rva, None);
+                        continue;
+                    };
+                    // Stored outermost first: level 0 is the real function.
+                    for (level, f) in res.frames.iter().rev().enumerate() {
+                        let start =
+                            (level == 0).then(|| i64::from(r.rva) - i64::from(f.function_offset));
+                        ins.execute(params![
+                            d.pdb_id,
+                            r.rva,
+                            level as i64,
+                            short_name(&f.function),
+                            f.function,
+                            start,
+                            f.file,
+                            f.line,
+                        ])?;
                     }
-                    Some(res) => {
-                        // Stored outermost first: level 0 is the real function.
-                        for (level, f) in res.frames.iter().rev().enumerate() {
-                            let start = (level == 0)
-                                .then(|| i64::from(r.rva) - i64::from(f.function_offset));
-                            ins.execute(params![
-                                d.pdb_id,
-                                r.rva,
-                                level as i64,
-                                short_name(&f.function),
-                                f.function,
-                                start,
-                                f.file,
-                                f.line,
-                            ])?;
-                        }
+                    names.insert(d.pdb_id, r.rva, res.outer().map(|f| f.function.as_str()));
+                }
+                let (status, found_by, message, rvas) = match &d.outcome {
+                    Outcome::Loaded { found_by, rvas } => {
+                        ("loaded", Some(found_by.as_str()), None, *rvas as i64)
                     }
+                    Outcome::NotFound(m) => ("not_found", None, Some(m.as_str()), 0),
+                    Outcome::Mismatch(m) => ("mismatch", None, Some(m.as_str()), 0),
+                    Outcome::Error(m) => ("error", None, Some(m.as_str()), 0),
+                };
+                let before: String = was.query_row([d.pdb_id], |r| r.get(0))?;
+                if status == "loaded" && before != "loaded" {
+                    newly_loaded.insert(d.pdb_id);
                 }
+                upd.execute(params![
+                    d.pdb_id, status, d.path, found_by, message, rvas, now
+                ])?;
+                outcomes.push((d.pdb_id, d.outcome));
             }
-            let (status, found_by, message, rvas) = match &d.outcome {
-                Outcome::Loaded { found_by, rvas } => {
-                    ("loaded", Some(found_by.as_str()), None, *rvas as i64)
-                }
-                Outcome::NotFound(m) => ("not_found", None, Some(m.as_str()), 0),
-                Outcome::Mismatch(m) => ("mismatch", None, Some(m.as_str()), 0),
-                Outcome::Error(m) => ("error", None, Some(m.as_str()), 0),
-            };
-            let was: String = tx.query_row(
-                "SELECT status FROM pdbs WHERE pdb_id = ?1",
-                [d.pdb_id],
-                |r| r.get(0),
-            )?;
-            if status == "loaded" && was != "loaded" {
-                newly_loaded.insert(d.pdb_id);
-            }
-            upd.execute(params![
-                d.pdb_id, status, d.path, found_by, message, rvas, now
-            ])?;
         }
     }
-    let (named, with_function) = name_sites(&tx, &newly_loaded, &opts.allocators)?;
+    let (named, with_function) = name_sites(&tx, &newly_loaded, &opts.allocators, &mut names)?;
     report.sites = named;
     report.sites_with_function = with_function;
     tx.commit()?;
-    report.write_seconds = t.elapsed().as_secs_f64();
-    for d in done {
-        let id = pdb_identity(conn, d.pdb_id)?;
-        report.pdbs.push((id, d.outcome));
+    report.resolve_wall_seconds = resolve_wall;
+    report.write_seconds = (t.elapsed().as_secs_f64() - resolve_wall).max(0.0);
+    for (pdb_id, outcome) in outcomes {
+        let id = pdb_identity(conn, pdb_id)?;
+        report.pdbs.push((id, outcome));
     }
     Ok(report)
+}
+
+/// The outer function of each (PDB, RVA) a run needs to name sites: the ones it
+/// resolved, and those of earlier runs, read when first asked for. Names are interned.
+#[derive(Default)]
+struct NameMap {
+    of: HashMap<(i64, u32), Option<u32>>,
+    functions: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl NameMap {
+    fn insert(&mut self, pdb: i64, rva: u32, function: Option<&str>) {
+        let id = function.map(|f| match self.ids.get(f) {
+            Some(&id) => id,
+            None => {
+                let id = self.functions.len() as u32;
+                self.functions.push(f.to_string());
+                self.ids.insert(f.to_string(), id);
+                id
+            }
+        });
+        self.of.insert((pdb, rva), id);
+    }
+
+    /// The function id at (pdb, rva), reading `symbols` for one resolved by an earlier run.
+    fn get(&mut self, conn: &Connection, pdb: i64, rva: u32) -> rusqlite::Result<Option<u32>> {
+        if let Some(&id) = self.of.get(&(pdb, rva)) {
+            return Ok(id);
+        }
+        let f: Option<Option<String>> = conn
+            .prepare_cached(
+                "SELECT function FROM symbols WHERE pdb_id = ?1 AND rva = ?2 AND inline_depth = 0",
+            )?
+            .query_row(params![pdb, rva], |r| r.get(0))
+            .optional()?;
+        self.insert(pdb, rva, f.flatten().as_deref());
+        Ok(self.of.get(&(pdb, rva)).copied().flatten())
+    }
 }
 
 fn now_ns() -> i64 {
@@ -426,63 +490,83 @@ fn plan(conn: &Connection, report: &mut Report) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-fn run_job(j: Job, opts: &Options) -> Done {
+/// A PDB after the search: the file to open, or why there is none.
+struct Located {
+    job: Job,
+    found: Result<(PathBuf, String), (Outcome, Option<String>)>,
+    seconds: f64,
+}
+
+/// Finds a job's PDB along the path (downloading it when a server has it). A PDB
+/// loaded by an earlier run is taken where it was, if it is still there.
+fn locate(j: Job, opts: &Options) -> Located {
     let t = Instant::now();
+    let found = if !j.id.has_plain_name() {
+        Err((
+            Outcome::NotFound(format!(
+                "{}: not looked for: the image names its PDB by a path, not a file name",
+                j.id
+            )),
+            None,
+        ))
+    } else if let Some(known) = j.known_path.clone().filter(|(p, _)| p.is_file()) {
+        Ok(known)
+    } else {
+        match opts.path.locate(&j.id, &opts.locate) {
+            Ok(l) => Ok((l.path, l.how.to_string())),
+            Err(e @ LocateError::NotFound { .. }) => {
+                let LocateError::NotFound { mismatched, .. } = &e;
+                Err(match mismatched.first() {
+                    Some(m) => (
+                        Outcome::Mismatch(e.to_string()),
+                        Some(m.display().to_string()),
+                    ),
+                    None => (Outcome::NotFound(e.to_string()), None),
+                })
+            }
+        }
+    };
+    Located {
+        job: j,
+        found,
+        seconds: t.elapsed().as_secs_f64(),
+    }
+}
+
+/// Opens, verifies and reads a located PDB: the names of the job's RVAs.
+fn resolve(l: &Located, opts: &Options) -> Done {
+    let _ = opts;
+    let j = &l.job;
     let mut done = Done {
         pdb_id: j.pdb_id,
         outcome: Outcome::NotFound(String::new()),
         path: None,
         rows: Vec::new(),
-        load_s: 0.0,
+        load_s: l.seconds,
         resolve_s: 0.0,
     };
-    if !j.id.has_plain_name() {
-        done.outcome = Outcome::NotFound(format!(
-            "{}: not looked for: the image names its PDB by a path, not a file name",
-            j.id
-        ));
-        return done;
-    }
-    // A PDB loaded by an earlier run is reopened where it was; if it is gone, it is
-    // looked for again.
-    let mut opened = None;
-    if let Some((p, how)) = &j.known_path {
-        if let Ok(s) = PdbSymbols::open(p, &j.id) {
-            opened = Some((s, how.clone()));
+    let (path, how) = match &l.found {
+        Ok(x) => x,
+        Err((outcome, path)) => {
+            done.outcome = outcome.clone();
+            done.path = path.clone();
+            return done;
         }
-    }
-    let (mut syms, how) = match opened {
-        Some(x) => x,
-        None => match opts.path.locate(&j.id, &opts.locate) {
-            Err(e @ LocateError::NotFound { .. }) => {
-                let LocateError::NotFound { mismatched, .. } = &e;
-                done.load_s = t.elapsed().as_secs_f64();
-                done.outcome = if let Some(m) = mismatched.first() {
-                    done.path = Some(m.display().to_string());
-                    Outcome::Mismatch(e.to_string())
-                } else {
-                    Outcome::NotFound(e.to_string())
-                };
-                return done;
-            }
-            Ok(located) => {
-                done.path = Some(located.path.display().to_string());
-                match PdbSymbols::open(&located.path, &j.id) {
-                    Ok(s) => (s, located.how.to_string()),
-                    Err(e) => {
-                        done.load_s = t.elapsed().as_secs_f64();
-                        done.outcome = match e {
-                            SymError::Mismatch { .. } => Outcome::Mismatch(e.to_string()),
-                            _ => Outcome::Error(e.to_string()),
-                        };
-                        return done;
-                    }
-                }
-            }
-        },
     };
-    done.path = Some(syms.path().display().to_string());
-    done.load_s = t.elapsed().as_secs_f64();
+    done.path = Some(path.display().to_string());
+    let t = Instant::now();
+    let mut syms = match PdbSymbols::open(path, &j.id) {
+        Ok(s) => s,
+        Err(e) => {
+            done.load_s += t.elapsed().as_secs_f64();
+            done.outcome = match e {
+                SymError::Mismatch { .. } => Outcome::Mismatch(e.to_string()),
+                _ => Outcome::Error(e.to_string()),
+            };
+            return done;
+        }
+    };
+    done.load_s += t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut rows = Vec::with_capacity(j.rvas.len());
     for &rva in &j.rvas {
@@ -500,7 +584,7 @@ fn run_job(j: Job, opts: &Options) -> Done {
     }
     done.resolve_s = t.elapsed().as_secs_f64();
     done.outcome = Outcome::Loaded {
-        found_by: how,
+        found_by: how.clone(),
         rvas: rows.len(),
     };
     done.rows = rows;
@@ -510,83 +594,130 @@ fn run_job(j: Job, opts: &Options) -> Done {
 /// Names the sites never named, and those with a frame in a PDB loaded in this run:
 /// the call site moves past allocator functions, `call_function` is its
 /// `module!function`, and `function_site_id` hashes the frames by function name.
+/// One pass over `site_frames` in key order, a site at a time.
 fn name_sites(
     conn: &Connection,
     newly_loaded: &HashSet<i64>,
     allocators: &AllocatorFunctions,
+    names: &mut NameMap,
 ) -> Result<(u64, u64)> {
-    let mut sites: Vec<i64> = conn
-        .prepare("SELECT site_id FROM sites WHERE symbolized IS NULL")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    if !newly_loaded.is_empty() {
-        // One pass for all the PDBs: site_frames has no index on pdb_id, so a query per
-        // PDB would scan the whole table once per PDB (50 PDBs: 50 scans).
-        let mut st =
-            conn.prepare("SELECT site_id, pdb_id FROM site_frames WHERE pdb_id IS NOT NULL")?;
-        let mut more = HashSet::new();
+    let mut call_depth: HashMap<i64, i64> = HashMap::new();
+    let mut named_before: HashMap<i64, i64> = HashMap::new();
+    {
+        let mut st = conn.prepare("SELECT site_id, call_depth, symbolized FROM sites")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            if newly_loaded.contains(&r.get::<_, i64>(1)?) {
-                more.insert(r.get::<_, i64>(0)?);
+            let (site, depth, done): (i64, i64, Option<i64>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if done.is_none() {
+                call_depth.insert(site, depth);
+            } else if !newly_loaded.is_empty() {
+                named_before.insert(site, depth);
             }
         }
-        let seen: HashSet<i64> = sites.iter().copied().collect();
-        sites.extend(more.into_iter().filter(|s| !seen.contains(s)));
     }
-    let mut frames_of = conn.prepare_cached(
-        "SELECT sf.depth, sf.module, sf.rva, sf.address, sym.name, sym.function
-         FROM site_frames sf
-         LEFT JOIN pdbs p ON p.pdb_id = sf.pdb_id AND p.status = 'loaded'
-         LEFT JOIN symbols sym ON sym.pdb_id = p.pdb_id
-              AND sym.rva = sf.rva - (sf.depth > 0) AND sym.inline_depth = 0
-         WHERE sf.site_id = ?1 ORDER BY sf.depth",
-    )?;
-    let mut depth_of = conn.prepare_cached("SELECT call_depth FROM sites WHERE site_id = ?1")?;
+    let pdb_loaded: HashSet<i64> = conn
+        .prepare("SELECT pdb_id FROM pdbs WHERE status = 'loaded'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     let mut update = conn.prepare_cached(
         "UPDATE sites SET call_depth = ?2, call_site = ?3, caller_module = ?4,
                 call_function = ?5, function_site_id = ?6, symbolized = 1
          WHERE site_id = ?1",
     )?;
-    let mut with_function = 0;
-    for &site in &sites {
-        let frames: Vec<NamedSiteFrame> = frames_of
-            .query_map([site], |r| {
-                let module: Option<String> = r.get(1)?;
-                let frame = match module {
-                    Some(module) => Frame::Module {
-                        module,
-                        rva: r.get::<_, i64>(2)? as u64,
-                    },
-                    None => Frame::Address(r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64),
-                };
-                Ok(NamedSiteFrame {
-                    frame,
-                    name: r.get(4)?,
-                    function: r.get(5)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let Some(call_depth) = depth_of
-            .query_row([site], |r| r.get::<_, i64>(0))
-            .optional()?
-        else {
-            continue;
-        };
-        let named = name_site(&frames, call_depth as usize, allocators);
-        if named.call_function.is_some() {
+    let mut is_alloc: HashMap<u32, bool> = HashMap::new();
+    let (mut count, mut with_function) = (0u64, 0u64);
+    // Raw frames of the current site: (depth, frame, pdb).
+    let mut current: Option<(i64, i64, bool)> = None;
+    let mut raw: Vec<(Frame, Option<i64>, i64)> = Vec::new();
+    let mut finish = |site: i64,
+                      depth: i64,
+                      new: bool,
+                      raw: &mut Vec<(Frame, Option<i64>, i64)>,
+                      names: &mut NameMap|
+     -> Result<()> {
+        // A site named before changes only if a PDB of its frames was loaded now.
+        if !new
+            && !raw
+                .iter()
+                .any(|f| f.1.is_some_and(|p| newly_loaded.contains(&p)))
+        {
+            raw.clear();
+            return Ok(());
+        }
+        let mut frames = Vec::with_capacity(raw.len());
+        for (frame, pdb, d) in raw.drain(..) {
+            let mut func = None;
+            if let (Frame::Module { rva, .. }, Some(pdb)) = (&frame, pdb) {
+                if pdb_loaded.contains(&pdb) {
+                    if let Some(p) = probe(d, *rva as i64) {
+                        func = names.get(conn, pdb, p)?;
+                    }
+                }
+            }
+            frames.push((frame, func));
+        }
+        let functions = &names.functions;
+        let n = name_site_with(
+            &frames,
+            depth as usize,
+            |id| {
+                *is_alloc
+                    .entry(id)
+                    .or_insert_with(|| allocators.contains(&functions[id as usize]))
+            },
+            functions,
+        );
+        if n.call_function.is_some() {
             with_function += 1;
         }
+        count += 1;
         update.execute(params![
             site,
-            named.call_depth as i64,
-            named.call_site,
-            named.caller_module,
-            named.call_function,
-            named.function_site_id
+            n.call_depth as i64,
+            n.call_site,
+            n.caller_module,
+            n.call_function,
+            n.function_site_id
         ])?;
+        Ok(())
+    };
+    let mut st = conn.prepare(
+        "SELECT site_id, depth, module, rva, address, pdb_id FROM site_frames ORDER BY site_id, depth",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let site: i64 = r.get(0)?;
+        let pdb: Option<i64> = r.get(5)?;
+        if current.is_some_and(|(s, _, _)| s != site) {
+            if let Some((s, d, new)) = current.take() {
+                finish(s, d, new, &mut raw, names)?;
+            }
+        }
+        if current.is_none() {
+            let depth = match call_depth.get(&site) {
+                Some(&d) => Some((d, true)),
+                None => named_before.get(&site).map(|&d| (d, false)),
+            };
+            match depth {
+                Some((d, new)) => current = Some((site, d, new)),
+                None => continue,
+            }
+            raw.clear();
+        }
+        let module: Option<String> = r.get(2)?;
+        let frame = match module {
+            Some(module) => Frame::Module {
+                module,
+                rva: r.get::<_, i64>(3)? as u64,
+            },
+            None => Frame::Address(r.get::<_, Option<i64>>(4)?.unwrap_or(0) as u64),
+        };
+        raw.push((frame, pdb, r.get(1)?));
     }
-    Ok((sites.len() as u64, with_function))
+    if let Some((s, d, new)) = current.take() {
+        finish(s, d, new, &mut raw, names)?;
+    }
+    Ok((count, with_function))
 }
 
 /// A frame of a site with the name of its function, when its PDB gave one.
@@ -618,35 +749,60 @@ pub fn name_site(
     call_depth: usize,
     allocators: &AllocatorFunctions,
 ) -> SiteNames {
-    fn named(f: &NamedSiteFrame) -> Option<&str> {
-        f.function.as_deref().filter(|n| *n != "<unknown>")
-    }
+    let functions: Vec<String> = frames
+        .iter()
+        .map(|f| f.function.clone().unwrap_or_default())
+        .collect();
+    let ids: Vec<(Frame, Option<u32>)> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.frame.clone(), f.function.as_ref().map(|_| i as u32)))
+        .collect();
+    name_site_with(
+        &ids,
+        call_depth,
+        |id| allocators.contains(&functions[id as usize]),
+        &functions,
+    )
+}
+
+/// [`name_site`] over interned names: each frame's function is an index into
+/// `functions`; `is_alloc` says whether one is an allocator's (callers cache it).
+fn name_site_with(
+    frames: &[(Frame, Option<u32>)],
+    call_depth: usize,
+    mut is_alloc: impl FnMut(u32) -> bool,
+    functions: &[String],
+) -> SiteNames {
+    let named = |f: &(Frame, Option<u32>)| -> Option<u32> {
+        f.1.filter(|&id| functions[id as usize] != "<unknown>")
+    };
     let mut depth = call_depth;
     while let Some(f) = frames.get(depth) {
         match named(f) {
-            Some(func) if allocators.contains(func) && depth + 1 < frames.len() => depth += 1,
+            Some(id) if depth + 1 < frames.len() && is_alloc(id) => depth += 1,
             _ => break,
         }
     }
     let call = frames.get(depth);
-    let caller_module = call.and_then(|f| match &f.frame {
+    let caller_module = call.and_then(|f| match &f.0 {
         Frame::Module { module, .. } => Some(module.clone()),
         Frame::Address(_) => None,
     });
     let call_function = call.and_then(|f| {
         let module = caller_module.as_deref()?;
-        named(f)?;
-        Some(format!("{module}!{}", f.name.as_deref().unwrap_or("")))
+        let id = named(f)?;
+        Some(format!("{module}!{}", short_name(&functions[id as usize])))
     });
     let function_site_id = frames.iter().any(|f| named(f).is_some()).then(|| {
         let mut h = blake3::Hasher::new();
         for f in frames {
-            match (&f.frame, named(f)) {
-                (Frame::Module { module, .. }, Some(func)) => {
+            match (&f.0, named(f)) {
+                (Frame::Module { module, .. }, Some(id)) => {
                     h.update(b"f");
                     h.update(module.as_bytes());
                     h.update(b"\0");
-                    h.update(func.as_bytes());
+                    h.update(functions[id as usize].as_bytes());
                     h.update(b"\0");
                 }
                 (Frame::Module { module, rva }, None) => {
@@ -668,7 +824,7 @@ pub fn name_site(
     });
     SiteNames {
         call_depth: depth,
-        call_site: call.map(|f| f.frame.to_string()).unwrap_or_default(),
+        call_site: call.map(|f| f.0.to_string()).unwrap_or_default(),
         caller_module,
         call_function,
         function_site_id,
