@@ -465,7 +465,6 @@ fn plan(conn: &Connection, report: &mut Report) -> Result<Vec<Job>> {
         })?;
         let loaded = status == "loaded";
         if loaded && rvas.is_empty() {
-            report.pdbs_current += 1;
             continue;
         }
         let guid: Guid = match guid.parse() {
@@ -487,6 +486,13 @@ fn plan(conn: &Connection, report: &mut Report) -> Result<Vec<Job>> {
             rvas,
         });
     }
+    // Loaded by an earlier run and nothing new to resolve in them.
+    let loaded: usize = conn.query_row(
+        "SELECT count(*) FROM pdbs WHERE status = 'loaded'",
+        [],
+        |r| r.get(0),
+    )?;
+    report.pdbs_current = loaded - jobs.iter().filter(|j| j.known_path.is_some()).count();
     Ok(jobs)
 }
 

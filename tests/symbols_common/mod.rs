@@ -5,7 +5,11 @@
 use heapdb::etl::Guid;
 use heapdb::symbols::PdbId;
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/symbols")
@@ -156,4 +160,75 @@ pub fn msf_stream_blocks(pdb: &[u8], index: usize) -> Vec<usize> {
         pos += n * 4;
     }
     panic!("no stream {index}");
+}
+
+// ---- a symbol server for the tests ----
+
+/// Serves `root` as a symbol store on 127.0.0.1; paths under `/trunc/` answer with a
+/// Content-Length larger than the body and close, paths under `/html/` with an HTML
+/// page and status 200. Counts requests.
+pub fn serve(root: PathBuf) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let root = root.clone();
+            std::thread::spawn(move || answer(stream, &root));
+        }
+    });
+    (base, count)
+}
+
+fn answer(mut stream: TcpStream, root: &Path) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    let target = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let (mode, rel) = match target.split_once('/').map(|(_, r)| r) {
+        Some(r) if r.starts_with("trunc/") => ("trunc", r.trim_start_matches("trunc/")),
+        Some(r) if r.starts_with("html/") => ("html", r.trim_start_matches("html/")),
+        Some(r) => ("ok", r.trim_start_matches("sym/")),
+        None => ("ok", ""),
+    };
+    let file = root.join(rel);
+    let _ = match (mode, std::fs::read(&file)) {
+        ("html", _) => {
+            let body = "<html><body>Sign in to continue</body></html>";
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        (_, Err(_)) => stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        ("trunc", Ok(bytes)) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            stream.write_all(&bytes[..bytes.len() / 2])
+        }
+        (_, Ok(bytes)) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            stream.write_all(&bytes)
+        }
+    };
+    let _ = stream.flush();
 }
