@@ -271,15 +271,13 @@ fn x64_and_x86_frames_are_named_as_llvm_symbolizer_names_them() {
     let ret = x64.expected["call_sites"][0]["return_rva"]
         .as_u64()
         .unwrap();
-    assert_eq!(
+    let want = format!("heapdemo.dll!heap_realloc+0x{:x}", ret - start);
+    assert!(
         common::q(
             &db,
-            &format!(
-                "SELECT count(*) FROM site_frames_v WHERE frame = 'heapdemo.dll!heap_realloc+0x{:x}' AND rva = {ret}",
-                ret - start
-            )
+            &format!("SELECT count(*) FROM site_frames_v WHERE frame = '{want}' AND rva = {ret}")
         ) > 0,
-        true
+        "{want}"
     );
 }
 
@@ -375,7 +373,13 @@ fn symbolize_later_equals_ingest_with_symbols_and_reruns_do_only_what_is_missing
     let night2 = st.db.with_file_name("night2");
     synth(
         &night2,
-        &["--stacks", "--events-per-file", "30000", "--program-seed", "99"],
+        &[
+            "--stacks",
+            "--events-per-file",
+            "30000",
+            "--program-seed",
+            "99",
+        ],
     );
     let o = run(&["ingest", "--quiet", "--db", s(&b), s(&night2)], &st.cache);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
