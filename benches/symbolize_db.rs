@@ -382,7 +382,13 @@ fn run(label: &str, db: &Path, store: &Path, jobs: Option<usize>) -> Run {
     let rss_before = status_kb("VmRSS:");
     let peak_reset = reset_peak();
     let t = Instant::now();
-    let report = symbolize(&mut conn, &options(store, jobs), &Cancel::new()).unwrap();
+    let report = symbolize(
+        &mut conn,
+        &options(store, jobs),
+        &heapdb::ingest::Silent,
+        &Cancel::new(),
+    )
+    .unwrap();
     let wall = t.elapsed().as_secs_f64();
     let peak = if peak_reset { status_kb("VmHWM:") } else { 0 };
     drop(conn);

@@ -88,6 +88,18 @@ impl Observer for Terminal {
                     ));
                 }
             }
+            Phase::Symbols {
+                step,
+                done,
+                total,
+                name,
+            } => {
+                if let Some(b) = &self.bar {
+                    b.set_length(*total as u64);
+                    b.set_position(*done as u64);
+                    b.set_message(format!("PDBs: {step} {done}/{total} {name}"));
+                }
+            }
             Phase::Indexes { done, total, name } => {
                 if self.quiet {
                     return;

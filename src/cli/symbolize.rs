@@ -114,8 +114,10 @@ pub fn run(a: SymbolizeArgs, quiet: bool) -> anyhow::Result<Outcome> {
 /// Symbolizes `db` and prints what happened: shared by `symbolize` and `ingest`.
 pub fn run_on(db: &Path, opts: &symbolize::Options, quiet: bool) -> anyhow::Result<Outcome> {
     let mut conn = heapdb::db::open_rw(db)?;
-    let report = symbolize::symbolize(&mut conn, opts, super::cancel())
-        .map_err(|e| anyhow::anyhow!("{}: {e:#}", db.display()))?;
+    let term = super::progress::Terminal::new(quiet, 0);
+    let report = symbolize::symbolize(&mut conn, opts, &term, super::cancel());
+    term.finish();
+    let report = report.map_err(|e| anyhow::anyhow!("{}: {e:#}", db.display()))?;
     print_report(db, &report, quiet);
     Ok(if report.interrupted {
         Outcome::Interrupted

@@ -14,6 +14,7 @@
 use crate::cancel::Cancel;
 use crate::etl::Guid;
 use crate::ingest::identity::Frame;
+use crate::ingest::{Observer, Phase, Progress};
 use crate::symbols::names::{short_name, AllocatorFunctions};
 use crate::symbols::{
     LocateError, LocateOptions, PdbId, PdbSymbols, Resolved, SymError, SymbolPath,
@@ -23,6 +24,7 @@ use rayon::prelude::*;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// How to symbolize.
@@ -122,7 +124,12 @@ struct Done {
 /// they are opened and resolved a few at a time (as many as there are threads) and
 /// their rows written as each group finishes, so memory holds the open PDBs and one
 /// group's names, and the write lock is held for local work only.
-pub fn symbolize(conn: &mut Connection, opts: &Options, cancel: &Cancel) -> Result<Report> {
+pub fn symbolize(
+    conn: &mut Connection,
+    opts: &Options,
+    observer: &dyn Observer,
+    cancel: &Cancel,
+) -> Result<Report> {
     let mut report = Report::default();
     let tx = conn.transaction()?;
     assign_pdbs(&tx)?;
@@ -136,13 +143,31 @@ pub fn symbolize(conn: &mut Connection, opts: &Options, cancel: &Cancel) -> Resu
         .build()
         .context("starting the symbolization threads")?;
     let t = Instant::now();
+    let total = jobs.len();
+    let finished = AtomicUsize::new(0);
+    let tell = |step: &'static str, name: &str| {
+        let done = finished.fetch_add(1, Ordering::Relaxed) + 1;
+        observer.progress(&Progress {
+            phase: Phase::Symbols {
+                step,
+                done,
+                total,
+                name: name.to_string(),
+            },
+            bytes_done: 0,
+            bytes_total: 0,
+            rows: 0,
+        });
+    };
     let located: Vec<Located> = pool.install(|| {
         jobs.into_par_iter()
             .map(|j| {
                 if cancel.requested() {
                     None
                 } else {
-                    Some(locate(j, opts))
+                    let l = locate(j, opts);
+                    tell("finding", &l.job.id.name);
+                    Some(l)
                 }
             })
             .collect::<Option<Vec<_>>>()
@@ -161,6 +186,7 @@ pub fn symbolize(conn: &mut Connection, opts: &Options, cancel: &Cancel) -> Resu
     }
     let t = Instant::now();
     let tx = conn.transaction()?;
+    finished.store(0, Ordering::Relaxed);
     let mut names = NameMap::default();
     let mut newly_loaded = HashSet::new();
     let mut outcomes = Vec::new();
@@ -183,8 +209,16 @@ pub fn symbolize(conn: &mut Connection, opts: &Options, cancel: &Cancel) -> Resu
                 return Ok(report); // the transaction rolls back
             }
             let tr = Instant::now();
-            let done: Vec<Done> =
-                pool.install(|| chunk.par_iter().map(|l| resolve(l, opts)).collect());
+            let done: Vec<Done> = pool.install(|| {
+                chunk
+                    .par_iter()
+                    .map(|l| {
+                        let d = resolve(l, opts);
+                        tell("reading", &l.job.id.name);
+                        d
+                    })
+                    .collect()
+            });
             resolve_wall += tr.elapsed().as_secs_f64();
             for d in done {
                 report.load_seconds += d.load_s;

@@ -71,6 +71,14 @@ pub enum Phase {
         total: usize,
         name: String,
     },
+    /// Symbolizing: `done` of `total` PDBs looked for (`step` "finding") or read
+    /// (`step` "reading"); `name` is the last one.
+    Symbols {
+        step: &'static str,
+        done: usize,
+        total: usize,
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
