@@ -103,6 +103,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                 .map(|s: &Site| SiteStats {
                     frames: s.module_frames.clone(),
                     call_site: s.module_frames[program::FIRST_CALLER].clone(),
+                    stack_id: s.stack_id,
                     ..SiteStats::default()
                 })
                 .collect();
