@@ -80,7 +80,8 @@ fn round_trip(opts: &Options) {
         "{ctx}"
     );
     assert_eq!(batch.stats.unknown_versions, 0);
-    // Rundown: one DCStart per process, one per thread, four images with PDB ids.
+    // Rundown: one DCStart per process, one per thread, five images with PDB ids (exe,
+    // ntdll, kernelbase, ucrtbase, heapdemo.dll).
     let procs = batch
         .rundown
         .iter()
@@ -102,7 +103,7 @@ fn round_trip(opts: &Options) {
             .iter()
             .filter(|r| matches!(r, Rundown::Image(_)))
             .count(),
-        4 * m.processes.len()
+        5 * m.processes.len()
     );
     assert_eq!(
         batch
@@ -110,7 +111,7 @@ fn round_trip(opts: &Options) {
             .iter()
             .filter(|r| matches!(r, Rundown::Pdb(_)))
             .count(),
-        4 * m.processes.len()
+        5 * m.processes.len()
     );
     for p in &m.processes {
         let found = batch.rundown.iter().any(|r| {

@@ -258,22 +258,20 @@ fn top_realloc_sites() {
                 ],
                 s.map(|v| v as i64)
             );
-            // The leaf is the first frame outside the heap code: in the process's exe.
-            let name = fixture().manifests[c]
+            // The leaf is the first frame outside the heap code: in the process's exe, or
+            // in heapdemo.dll (its heap_realloc) for a site that allocates through it.
+            let p = fixture().manifests[c]
                 .processes
                 .iter()
                 .find(|p| p.pid == *pid)
-                .unwrap()
-                .name
-                .to_lowercase();
+                .unwrap();
+            let name = p.name.to_lowercase();
+            let leaf = g["leaf"].as_str().unwrap();
             assert!(
-                g["leaf"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with(&format!("{name}+0x")),
-                "{}",
-                g["leaf"]
+                leaf.starts_with(&format!("{name}+0x")) || leaf.starts_with("heapdemo.dll+0x"),
+                "{leaf}"
             );
+            assert!(p.sites.iter().any(|s| s.call_site == leaf), "{leaf}");
         }
     }
     // Every group: the rows are the truth's sums per (process, call site / stack /
@@ -329,7 +327,7 @@ fn top_realloc_sites() {
         .collect();
         assert_eq!(got, want, "group={group}");
         if group == "module" {
-            assert_eq!(want.len(), fixture().manifests[1].processes.len());
+            assert!(want.len() >= fixture().manifests[1].processes.len());
         }
     }
     // The default is group=function.
@@ -2153,15 +2151,15 @@ fn named_call_sites_group_by_function() {
 fn symbol_status_lists_the_pdbs_to_fetch() {
     let f = fixture();
     let rows = query(&["symbol-status"]);
-    // Before symbolization every PDB is pending, and the executables' PDBs would name
-    // every call site: the synthesizer's call sites are all in the executable.
+    // Before symbolization every PDB is pending, and the PDBs of the call sites'
+    // modules (the executables, heapdemo.dll) would name every call site.
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r["status"] == "pending"), "{rows:#?}");
     let mut want: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for m in &f.manifests {
         for p in &m.processes {
             for s in p.sites.iter().filter(|s| s.allocs + s.reallocs > 0) {
-                want.entry(p.name.to_lowercase())
+                want.entry(s.call_site.split('+').next().unwrap().to_string())
                     .or_default()
                     .insert(s.frames.join(" "));
             }

@@ -1,4 +1,5 @@
-//! Symbolization against the heapdemo fixtures (x64 and x86), every expected value
+//! Symbolization against the heapdemo fixtures (x64, its rebuild x64-build2, and x86),
+//! every expected value
 //! taken from llvm-readobj / llvm-pdbutil / llvm-symbolizer (fixtures/symbols/*/expected.json),
 //! plus mismatch, DBI-vs-info age, architecture and corrupt-PDB cases.
 
@@ -10,7 +11,7 @@ use heapdb::symbols::pe::read_pe_file;
 use heapdb::symbols::{read_pe_info, PdbId, PdbSymbols, SymError};
 use symbols_common::{msf_stream_blocks, ExpectedAt, Fixture};
 
-const ARCHES: [&str; 2] = ["x64", "x86"];
+const ARCHES: [&str; 3] = ["x64", "x64-build2", "x86"];
 
 #[test]
 fn pe_identity_matches_llvm_readobj() {
@@ -32,7 +33,7 @@ fn pe_identity_matches_llvm_readobj() {
             pe["size_of_image"].as_u64().unwrap()
         );
         assert_eq!(info.image_base, pe["image_base"].as_u64().unwrap());
-        assert_eq!(info.is_64, arch == "x64");
+        assert_eq!(info.is_64, arch.starts_with("x64"));
         let cv = info.codeview.clone().unwrap();
         assert_eq!(cv.guid.to_string(), pe["pdb_guid"].as_str().unwrap());
         assert_eq!(cv.age as u64, pe["pdb_age"].as_u64().unwrap());
@@ -124,13 +125,24 @@ fn every_instruction_resolves_like_llvm_symbolizer() {
         let insns = f.instructions();
         assert!(insns.len() > 200, "{arch}: {} instructions", insns.len());
         let mut inline_seen = 0;
+        let mut unnamed_padding = 0;
         for want in &insns {
             let rva = want.rva;
             let what = format!("{arch} rva 0x{rva:x}");
-            let got = syms
-                .resolve(rva)
-                .unwrap()
-                .unwrap_or_else(|| panic!("{what}: no frames"));
+            let Some(got) = syms.resolve(rva).unwrap() else {
+                // The int3 padding after x64-build2's extra object (code known only from
+                // public symbols, no debug information): llvm-symbolizer extends the
+                // last public symbol up to the next one, heapdb names nothing there (the
+                // bytes are in no function and no object's section contribution).
+                assert!(
+                    arch == "x64-build2"
+                        && want.padding
+                        && want.frames.iter().all(|f| f.file.is_none()),
+                    "{what}: no frames"
+                );
+                unnamed_padding += 1;
+                continue;
+            };
             check(&got.frames, want, &what);
             for fr in &got.frames {
                 assert_eq!(fr.function_offset, rva - f.public_start(rva), "{what}");
@@ -141,6 +153,7 @@ fn every_instruction_resolves_like_llvm_symbolizer() {
             inline_seen > 10,
             "{arch}: only {inline_seen} inlined addresses"
         );
+        assert!(unnamed_padding <= 12, "{arch}: {unnamed_padding}");
     }
 }
 
@@ -378,29 +391,91 @@ fn truncated_and_corrupt_pdbs_give_errors_not_panics() {
     }
 }
 
-/// The generated `demo_module` (for the synthesizer) agrees with the x64 fixture it was
-/// generated from: identity from llvm-readobj, and each call site resolves, through
-/// heapdb, to the function llvm-symbolizer named.
+/// The generated `demo_module` (for the synthesizer) agrees with the fixtures it was
+/// generated from: identity from llvm-readobj, each call site and chain frame resolves,
+/// through heapdb, to the function llvm-symbolizer named, and the chains are made of
+/// call sites llvm-objdump found, in caller order.
 #[test]
-fn demo_module_matches_the_x64_fixture() {
+fn demo_module_matches_the_fixtures() {
     use heapdb::symbols::demo_module as demo;
-    let f = Fixture::load("x64");
-    let info = read_pe_file(&f.dll).unwrap();
-    assert_eq!(info.size_of_image, demo::SIZE_OF_IMAGE);
-    assert_eq!(info.time_date_stamp, demo::TIME_DATE_STAMP);
-    assert_eq!(info.image_base, demo::IMAGE_BASE);
-    let id = PdbId::new(demo::PDB_NAME, demo::PDB_GUID, demo::PDB_AGE);
-    assert_eq!(id, f.id());
-    assert_eq!(f.dll.file_name().unwrap(), demo::IMAGE_NAME);
-    let mut syms = PdbSymbols::open(&f.pdb, &id).unwrap();
-    assert!(demo::CALL_SITES.len() >= 8);
-    for site in demo::CALL_SITES {
-        let r = syms
-            .resolve_return_address(site.return_rva)
-            .unwrap()
-            .unwrap();
-        let outer = &r.outer().unwrap().function;
-        let want = site.function.split('(').next().unwrap();
-        assert!(outer.starts_with(want), "{site:?}: {outer}");
+    // The single items are build 1 (x64).
+    assert_eq!(demo::PDB_GUID, demo::X64.pdb_guid);
+    assert_eq!(demo::CALL_SITES, demo::X64.call_sites);
+    assert_eq!(demo::BUILDS.map(|b| b.label), ["x64", "x64-build2", "x86"]);
+    for b in demo::BUILDS {
+        let f = Fixture::load(b.label);
+        let info = read_pe_file(&f.dll).unwrap();
+        assert_eq!(info.size_of_image, b.size_of_image);
+        assert_eq!(info.time_date_stamp, b.time_date_stamp);
+        assert_eq!(info.image_base, b.image_base);
+        assert_eq!(info.machine, b.machine);
+        assert_eq!(b.machine, f.machine());
+        let id = PdbId::new(b.pdb_name, b.pdb_guid, b.pdb_age);
+        assert_eq!(id, f.id());
+        assert_eq!(f.dll.file_name().unwrap(), b.image_name);
+        let mut syms = PdbSymbols::open(&f.pdb, &id).unwrap();
+        assert!(b.call_sites.len() >= 8);
+        let llvm: Vec<_> = f.call_sites();
+        let chain_frames = b.chains.iter().flat_map(|c| c.frames.iter());
+        for site in b.call_sites.iter().chain(chain_frames) {
+            let r = syms
+                .resolve_return_address(site.return_rva)
+                .unwrap()
+                .unwrap();
+            let outer = &r.outer().unwrap().function;
+            let want = site.function.split('(').next().unwrap();
+            assert!(outer.starts_with(want), "{}: {site:?}: {outer}", b.label);
+            let at = llvm.iter().find(|c| c.rva == site.return_rva);
+            let at = at.unwrap_or_else(|| panic!("{}: {site:?} is no call site", b.label));
+            assert_eq!(at.frames.last().unwrap().function, site.function);
+        }
+        let outer_names = |name: &str| -> Vec<String> {
+            b.chain(name)
+                .unwrap()
+                .frames
+                .iter()
+                .map(|f| f.function.split('(').next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            outer_names("line_reader"),
+            [
+                "heap_realloc",
+                "StringBuilder::Reserve",
+                "StringBuilder::Append",
+                "LineReader::ReadLine",
+                "Report::Save",
+                "heapdemo_run"
+            ]
+        );
+        assert_eq!(
+            outer_names("json_writer"),
+            [
+                "heap_realloc",
+                "JsonWriter::Grow",
+                "JsonWriter::WriteString",
+                "Report::Save",
+                "heapdemo_run"
+            ]
+        );
+        assert_eq!(
+            outer_names("vector"),
+            [
+                "heap_realloc",
+                "Vector<unsigned int>::Grow",
+                "Vector<unsigned int>::PushBack",
+                "Report::Save",
+                "heapdemo_run"
+            ]
+        );
+    }
+    // The rebuild moved every function and kept its names.
+    let (one, two) = (demo::X64, demo::X64_BUILD2);
+    assert_ne!(one.pdb_guid, two.pdb_guid);
+    for (c1, c2) in one.chains.iter().zip(two.chains) {
+        for (f1, f2) in c1.frames.iter().zip(c2.frames) {
+            assert_eq!(f1.function, f2.function);
+            assert_ne!(f1.return_rva, f2.return_rva);
+        }
     }
 }

@@ -86,7 +86,8 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 1, value_name = "S")]
     pub program_seed: u64,
     /// Simulate a rebuild of the program: its call sites' RVAs shift and its PDB
-    /// identity changes (system DLLs stay).
+    /// identity changes, and its heapdemo.dll is the fixture's build 2 from 1 on
+    /// (system DLLs stay).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub build: u32,
     /// Plant a regression: the allocations (and so the reallocs) of process P's call

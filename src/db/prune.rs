@@ -244,7 +244,20 @@ pub fn prune(
         // Sites no capture uses any more (their symbols go with them).
         conn.execute_batch(
             "DELETE FROM site_frames WHERE site_id NOT IN (SELECT site_id FROM capture_stacks);
-             DELETE FROM sites WHERE site_id NOT IN (SELECT site_id FROM capture_stacks);",
+             DELETE FROM sites WHERE site_id NOT IN (SELECT site_id FROM capture_stacks);
+             UPDATE stacks SET site_id = (SELECT cs.site_id FROM capture_stacks cs
+                                          WHERE cs.stack_id = stacks.stack_id
+                                          ORDER BY cs.capture_id LIMIT 1)
+             WHERE site_id IS NOT NULL AND site_id NOT IN (SELECT site_id FROM sites);",
+        )?;
+        // PDBs no image and no site frame names any more, and what they resolved.
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS used_pdbs (pdb_id INTEGER PRIMARY KEY);
+             DELETE FROM temp.used_pdbs;
+             INSERT OR IGNORE INTO temp.used_pdbs SELECT pdb_id FROM images WHERE pdb_id IS NOT NULL;
+             INSERT OR IGNORE INTO temp.used_pdbs SELECT pdb_id FROM site_frames WHERE pdb_id IS NOT NULL;
+             DELETE FROM symbols WHERE pdb_id NOT IN (SELECT pdb_id FROM temp.used_pdbs);
+             DELETE FROM pdbs WHERE pdb_id NOT IN (SELECT pdb_id FROM temp.used_pdbs);",
         )?;
         Ok(n as u64)
     })();

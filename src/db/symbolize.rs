@@ -520,12 +520,15 @@ fn name_sites(
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     if !newly_loaded.is_empty() {
+        // One pass for all the PDBs: site_frames has no index on pdb_id, so a query per
+        // PDB would scan the whole table once per PDB (50 PDBs: 50 scans).
         let mut st =
-            conn.prepare_cached("SELECT DISTINCT site_id FROM site_frames WHERE pdb_id = ?1")?;
+            conn.prepare("SELECT site_id, pdb_id FROM site_frames WHERE pdb_id IS NOT NULL")?;
         let mut more = HashSet::new();
-        for p in newly_loaded {
-            for s in st.query_map([p], |r| r.get::<_, i64>(0))? {
-                more.insert(s?);
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            if newly_loaded.contains(&r.get::<_, i64>(1)?) {
+                more.insert(r.get::<_, i64>(0)?);
             }
         }
         let seen: HashSet<i64> = sites.iter().copied().collect();

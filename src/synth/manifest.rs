@@ -170,7 +170,8 @@ pub struct SiteStats {
     /// Frames as `module+0xRVA` (module lowercase), innermost first: the same every
     /// night of one build.
     pub frames: Vec<String>,
-    /// The first frame in the program's own code (after the heap's and the CRT's).
+    /// The first frame in the program's own code (after the heap's and the CRT's): for a
+    /// site through heapdemo, heapdemo's `heap_realloc` frame.
     pub call_site: String,
     /// The stack id its events carry in this capture (the frames' absolute addresses).
     pub stack_id: i64,
@@ -180,8 +181,29 @@ pub struct SiteStats {
     pub reallocs: u64,
     pub moves: u64,
     pub bytes_copied: u64,
-    /// Share of its process's allocations (1 for all but a planted regression).
+    /// Relative share of its process's allocations: 1, 2 for a site through heapdemo,
+    /// times the factor of a planted regression.
     pub weight: f64,
+    /// For a site that allocates through heapdemo.dll (absent otherwise): which build of
+    /// it and which call chain, and the function symbolization must name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo: Option<DemoSiteTruth>,
+}
+
+/// A call site that allocates through `heapdemo.dll`, the fixture DLL of
+/// fixtures/symbols (see `symbols::demo_module`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DemoSiteTruth {
+    /// `heapdemo.dll`.
+    pub module: String,
+    /// The build, as its fixtures/symbols directory: `x64`, `x64-build2` or `x86`.
+    pub build: String,
+    /// The demo call chain in its frames: `line_reader`, `json_writer` or `vector`.
+    pub chain: String,
+    /// The outer function of its first heapdemo frame that is not `heap_realloc`, as
+    /// llvm-symbolizer names it (e.g. `JsonWriter::Grow(unsigned __int64)`): the call
+    /// function symbolization must find.
+    pub call_function: String,
 }
 
 /// The regression planted with `--regression`, as written in this capture.

@@ -27,8 +27,9 @@ mod sim;
 pub mod writer;
 
 pub use manifest::{
-    FileManifest, HeapDestroyTruth, HeapStats, LifetimeTruth, LiveAtEndSite, Manifest, PeakTruth,
-    ProcessExitTruth, ProcessStats, ReallocStats, RegressionTruth, SiteStats, TruthBlock, TruthOp,
+    DemoSiteTruth, FileManifest, HeapDestroyTruth, HeapStats, LifetimeTruth, LiveAtEndSite,
+    Manifest, PeakTruth, ProcessExitTruth, ProcessStats, ReallocStats, RegressionTruth, SiteStats,
+    TruthBlock, TruthOp,
 };
 
 use crate::etl::headers::event_header;
@@ -109,7 +110,8 @@ pub struct Options {
     /// The program traced (processes, modules, call sites): the same in every capture
     /// of one `program_seed`, whatever `seed` and night (see `program.rs`).
     pub program_seed: u64,
-    /// A rebuild of the program: its call sites' RVAs shift, its PDB identity changes.
+    /// A rebuild of the program: its call sites' RVAs shift, its PDB identity changes;
+    /// from 1 on, 64-bit processes load heapdemo.dll's build 2 (fixtures/symbols).
     pub build: u32,
     /// A planted regression: (process index, site index, factor): that site's share
     /// of its process's allocations (and so its reallocs) grows by `factor` per night
@@ -201,6 +203,9 @@ struct Image {
     path: String,
     timedatestamp: u32,
     pdb_guid: Guid,
+    pdb_age: u32,
+    /// The PDB name of its CodeView (RSDS) record.
+    pdb_name: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -221,8 +226,18 @@ struct Site {
     module_frames: Vec<String>,
     stack_id: i64,
     pattern: Pattern,
-    /// Relative share of the process's allocations (1; grows with `--regression`).
+    /// Index of the call site in the frames (the first outside the heap and the CRT).
+    call_site: usize,
+    /// Relative share of the process's allocations (1, 2 for a site through heapdemo;
+    /// grows with `--regression`).
     weight: f64,
+}
+
+impl Site {
+    /// The call site as `module+0xRVA`.
+    fn call_site(&self) -> &str {
+        &self.module_frames[self.call_site]
+    }
 }
 
 struct HeapSim {
@@ -496,7 +511,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             if let Some(site) = procs.get(p).and_then(|pr| pr.sites.get(s)) {
                 m.regression = Some(RegressionTruth {
                     process: procs[p].stats.identity.clone(),
-                    call_site: site.module_frames[program::FIRST_CALLER].clone(),
+                    call_site: site.call_site().to_string(),
                     frames: site.module_frames.clone(),
                     factor,
                     weight: site.weight,
@@ -540,7 +555,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
             .map(|((pi, site, stack_id), (blocks, bytes))| LiveAtEndSite {
                 pid: procs[pi].pid,
                 process: procs[pi].stats.identity.clone(),
-                call_site: procs[pi].sites[site].module_frames[program::FIRST_CALLER].clone(),
+                call_site: procs[pi].sites[site].call_site().to_string(),
                 stack_id,
                 blocks,
                 bytes,

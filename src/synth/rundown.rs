@@ -50,7 +50,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                 self.push_system(cpu, kp, 3, 0x0503, tid, pid)?;
             }
             for ii in 0..self.procs[pi].images.len() {
-                let (base, size, tds, ipath, iname, guid) = {
+                let (base, size, tds, ipath, iname, guid, age, pdb) = {
                     let im = &self.procs[pi].images[ii];
                     (
                         im.base,
@@ -59,6 +59,8 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                         im.path.clone(),
                         im.name,
                         im.pdb_guid,
+                        im.pdb_age,
+                        im.pdb_name.clone(),
                     )
                 };
                 // KernelTraceControl ImageID + DbgID_RSDS, then Image DCStart.
@@ -85,10 +87,8 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                 self.put_ptr(kp, base);
                 self.put32(pid);
                 self.payload.extend_from_slice(&guid.0);
-                self.put32(1);
-                let pdb = iname.rsplit_once('.').map(|x| x.0).unwrap_or(iname);
-                self.payload
-                    .extend_from_slice(format!("{pdb}.pdb").as_bytes());
+                self.put32(age);
+                self.payload.extend_from_slice(pdb.as_bytes());
                 self.payload.push(0);
                 classic_record(
                     &mut self.rec,

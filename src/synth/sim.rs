@@ -19,6 +19,14 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         // by all 32-bit ones.
         let boot64 = 0x7ffc_0000_0000 + (self.rng.below(0x3fff) << 16);
         let boot32 = 0x7700_0000 + (self.rng.below(0x3f) << 20);
+        // heapdemo.dll's bases, one per run for 64-bit and one for 32-bit processes
+        // (a DLL is relocated once per boot), from a generator of their own so that
+        // every other choice of the run stays what it was before heapdemo came.
+        let mut drng = Rng::new(
+            self.opts.seed ^ (self.night as u64).wrapping_mul(0x9E37_79B9) ^ 0x6465_6d6f_6261_7365,
+        );
+        let demo64 = 0x7ffb_0000_0000 + (drng.below(0x3fff) << 16);
+        let demo32 = 0x6a00_0000 + (drng.below(0x3ff) << 16);
         let mut used_pids = std::collections::HashSet::new();
         for (i, pp) in prog.into_iter().enumerate() {
             let mut pid = 1000 + 4 * self.rng.range(10, 12_000) as u32;
@@ -37,6 +45,8 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                 .enumerate()
                 .map(|(m, pm)| {
                     let base = match (ptr, m) {
+                        (8, program::DEMO) => demo64,
+                        (_, program::DEMO) => demo32,
                         (8, 0) => 0x7ff6_0000_0000 + (self.rng.below(0xffff) << 16),
                         (8, m) => boot64 + ((m as u64) << 28),
                         (_, 0) => 0x0040_0000 + (self.rng.below(0xff) << 16),
@@ -49,6 +59,8 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                         path: format!("\\Device\\HarddiskVolume3{}\\{}", pm.dir, pm.name),
                         timedatestamp: pm.timedatestamp,
                         pdb_guid: pm.pdb_guid,
+                        pdb_age: pm.pdb_age,
+                        pdb_name: pm.pdb_name.clone(),
                     }
                 })
                 .collect();
@@ -94,16 +106,24 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                             })
                             .collect(),
                         pattern: ps.pattern,
-                        weight: 1.0,
+                        call_site: ps.call_site,
+                        weight: ps.weight,
                     }
                 })
                 .collect();
             let site_stats = sites
                 .iter()
-                .map(|s: &Site| SiteStats {
+                .zip(&pp.sites)
+                .map(|(s, ps): (&Site, _)| SiteStats {
                     frames: s.module_frames.clone(),
-                    call_site: s.module_frames[program::FIRST_CALLER].clone(),
+                    call_site: s.call_site().to_string(),
                     stack_id: s.stack_id,
+                    demo: ps.demo.map(|d| DemoSiteTruth {
+                        module: d.build.image_name.to_string(),
+                        build: d.build.label.to_string(),
+                        chain: d.chain.to_string(),
+                        call_function: d.call_function.to_string(),
+                    }),
                     ..SiteStats::default()
                 })
                 .collect();
@@ -183,10 +203,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                     "default".to_string()
                 } else {
                     let site = p.private_heap_sites[h - 1];
-                    format!(
-                        "private@{}",
-                        p.sites[site].module_frames[program::FIRST_CALLER]
-                    )
+                    format!("private@{}", p.sites[site].call_site())
                 };
             }
         }
@@ -200,7 +217,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
         };
         let night = self.night as i32;
         if let Some(site) = self.procs.get_mut(p).and_then(|pr| pr.sites.get_mut(s)) {
-            site.weight = f.powi(night);
+            site.weight *= f.powi(night);
         }
     }
 
