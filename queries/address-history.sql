@@ -8,7 +8,14 @@
 --
 -- role says how the event touched the address: 'block' (Alloc/Free/other kinds),
 -- 'new' (a ReAlloc produced it) or 'old' (a ReAlloc consumed it; same for an in-place one).
-SELECT capture_id, time_ns, time, pid, process, tid, kind, role, heap, address, new_address, old_address, size, old_size, source, moved, stack_id, id
+-- site: the event's call site (the first frame outside the heap, the runtimes and the
+-- allocator functions) as module!function once symbolized (heapdb symbolize), else
+-- module+0xRVA, else 'stack N'; NULL for an event without a stack. stack: its whole
+-- stack, innermost first, each frame named as in site_frames_v, ' <- ' between them.
+SELECT h.capture_id, h.time_ns, h.time, h.pid, h.process, h.tid, h.kind, h.role, h.heap, h.address, h.new_address, h.old_address,
+       h.size, h.old_size, h.source, h.moved, h.stack_id, h.id,
+       CASE WHEN h.stack_id IS NOT NULL THEN coalesce(v.call_site, 'stack ' || h.stack_id) END AS site,
+       v.stack
 FROM (
     SELECT r.capture_id, r.time_ns, r.time, r.pid, r.process, r.tid, 'ReAlloc' AS kind,
            CASE WHEN r.new_address = :address AND r.old_address = :address THEN 'new+old'
@@ -26,6 +33,8 @@ FROM (
     WHERE e.address = :address
       AND (:capture IS NULL OR e.capture_id = :capture)
       AND (:pid IS NULL OR e.pid = :pid)
-)
-ORDER BY capture_id, time_ns, id
+) h
+LEFT JOIN capture_stacks cs ON cs.capture_id = h.capture_id AND cs.pid = h.pid AND cs.stack_id = h.stack_id
+LEFT JOIN sites_v v ON v.site_id = cs.site_id
+ORDER BY h.capture_id, h.time_ns, h.id
 LIMIT :limit;

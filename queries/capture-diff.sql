@@ -1,13 +1,17 @@
 -- name: capture-diff
--- description: Two captures (nights) side by side per call site: allocs, reallocs, moves, bytes copied and bytes still live at the end in each and the change, matched by identities that survive reboots (process name, heap kind, call site as module+RVA, or function once symbolized).
+-- description: Two captures (nights) side by side per call site: allocs, reallocs, moves, bytes copied and bytes still live at the end in each and the change, matched by identities that survive reboots (process name, heap kind, call site as module!function once symbolized, else module+RVA).
 -- question: Did last night's build realloc more, or differently, than the night before, and where?
 -- param: a = previous : the baseline capture id (default: the capture before b, in start order)
 -- param: b = latest : the capture to compare (default: the latest capture)
--- param: group = site [site|call_site|module|heap|process] : what a row is: a call stack (site), the calling frame only (call_site), the calling module (module: still matches after a rebuild moved the code), a heap, or a whole process
+-- param: group = function [function|stack|module|heap|process|site|call_site] : what a row is: the call-site function (function: stacks whose call site is the same function add up; module+0xRVA until symbolized), a whole call stack (stack: by function once symbolized, so it matches across rebuilds), the calling module (module: still matches after a rebuild moved the code), a heap, or a whole process; site and call_site are the old names of stack and function
 -- param: limit = 30 : rows to return
 --
 -- Rows are processes (by identity, see docs/history.md) and, within them, the groups
 -- chosen; status says whether a row is only in a ('gone'), only in b ('new') or in both.
+-- site: the call site (module!function once symbolized, else module+0xRVA; '(no stack)
+-- heap ...' for events without a stack), the module, or the heap; site_key: the row's
+-- identity (group=stack: the whole stack's); stack: with group=stack, the whole stack,
+-- innermost first (sites_v.stack); site_id: one of the row's sites.
 -- Ordered by the largest absolute change in reallocs. With --param label.K=V only the
 -- captures with that label are considered (a and b default to the last two of them).
 WITH ordered AS (
@@ -25,20 +29,24 @@ pair AS (
 ),
 g AS (
     SELECT v.capture_id, v.process,
-           CASE :group WHEN 'site' THEN v.site_key WHEN 'call_site' THEN v.site
-                       WHEN 'module' THEN v.module WHEN 'heap' THEN v.heap_identity ELSE '' END AS k,
-           max(CASE :group WHEN 'site' THEN v.site WHEN 'call_site' THEN v.site
-                           WHEN 'module' THEN v.module WHEN 'heap' THEN 'heap ' || v.heap_identity
-                           ELSE '' END) AS label,
-           CASE WHEN :group = 'site' THEN max(v.site_id) END AS site_id,
+           CASE WHEN :group IN ('stack', 'site') THEN v.site_key WHEN :group IN ('function', 'call_site') THEN v.site
+                WHEN :group = 'module' THEN v.module WHEN :group = 'heap' THEN v.heap_identity ELSE '' END AS k,
+           max(CASE WHEN :group IN ('stack', 'site', 'function', 'call_site') THEN v.site
+                    WHEN :group = 'module' THEN v.module WHEN :group = 'heap' THEN 'heap ' || v.heap_identity
+                    ELSE '' END) AS label,
+           CASE WHEN :group IN ('stack', 'site', 'function', 'call_site') THEN max(v.site_id) END AS site_id,
            sum(v.allocs) AS allocs, sum(v.reallocs) AS reallocs, sum(v.moves) AS moves,
            sum(v.bytes_copied) AS bytes_copied, sum(v.live_bytes) AS live_bytes
     FROM site_stats_v v
     WHERE v.capture_id IN ((SELECT a FROM pair), (SELECT b FROM pair))
     GROUP BY v.capture_id, v.process, k
 )
+SELECT d.*,
+       CASE WHEN :group IN ('stack', 'site') THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = d.site_id) END AS stack
+FROM (
 SELECT process,
        label AS site,
+       k AS site_key,
        max(site_id) AS site_id,
        CASE WHEN sum(capture_id = (SELECT a FROM pair)) = 0 THEN 'new'
             WHEN sum(capture_id = (SELECT b FROM pair)) = 0 THEN 'gone'
@@ -59,5 +67,7 @@ SELECT process,
        (SELECT b FROM pair) AS capture_b
 FROM g
 GROUP BY process, k
-ORDER BY abs(reallocs_change) DESC, process, site
-LIMIT :limit;
+ORDER BY abs(reallocs_change) DESC, process, site, site_key
+LIMIT :limit
+) d
+ORDER BY abs(d.reallocs_change) DESC, d.process, d.site, d.site_key;

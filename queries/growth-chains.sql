@@ -14,7 +14,9 @@
 -- play no part. still_live: the final block ended 'live_at_end' (not freed, its heap
 -- not destroyed, its process still running). moves: reallocs that copied the block.
 -- duration_ms: from the chain's first block's start (its first realloc when it came
--- from before the trace) to its last realloc.
+-- from before the trace) to its last realloc. site: the call site of the chain's first
+-- block (the stack that allocated it) as module!function once symbolized, else
+-- module+0xRVA, else 'stack N'; NULL without a stack.
 WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 last AS (
@@ -41,8 +43,12 @@ SELECT l.pid,
        f.start_kind >= 3                                  AS started_before_trace,  -- before_trace, lost_alloc
        (SELECT name FROM block_end_kinds WHERE kind = l.end_kind) AS final_end,
        l.chain_id,
-       f.start_stack_id                                   AS first_stack_id
+       f.start_stack_id                                   AS first_stack_id,
+       CASE WHEN f.start_stack_id IS NOT NULL
+            THEN coalesce(si.call_function, si.call_site, 'stack ' || f.start_stack_id) END AS site
 FROM last l
 JOIN blocks f ON f.block_id = l.chain_id
+LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = l.pid AND cs.stack_id = f.start_stack_id
+LEFT JOIN sites si ON si.site_id = cs.site_id
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = l.pid
 ORDER BY l.chain_index DESC, l.size DESC, l.chain_id;

@@ -6,10 +6,14 @@
 -- param: until = none : window end, seconds after the session start (default: the capture's end)
 -- param: pid = all : only this process
 -- param: slices = 10 : the window is cut into this many equal slices
+-- param: group = function [function|stack|module] : what a row is: a call-site function (stacks whose call site is the same function add up; module+0xRVA until symbolized), a whole stack (by function once symbolized), or the calling module
 -- param: limit = 20 : rows to return
 --
--- For each call site (the stack that started the block), its AIFO blocks (lifetimes
--- report): started in the window, not ended by its end. slices_growing: in how many of
+-- For each call site (the stack that started the block, named by its call site:
+-- module!function once symbolized, else module+0xRVA; see top-realloc-sites for
+-- site_key, stacks and stack; without stacks, the heap), its AIFO blocks (lifetimes
+-- report): started in the window, not ended by its end. stack_id: the row's stack with
+-- the most AIFO bytes. slices_growing: in how many of
 -- the window's slices the site started such blocks; a site that leaks a little all
 -- along scores higher than one big block. score = aifo_bytes * slices_growing / slices.
 -- growing_chains: AIFO blocks at the end of a realloc chain in which every realloc grew
@@ -42,22 +46,62 @@ grow AS (
                          AND m.size <= coalesce(pr.size, 0)) AS grew
     FROM aifo a WHERE a.chain_index > 0
 ),
-s AS (
+-- Counted per (process, stack, slice) first; only those counts are named and grouped.
+per AS (
     SELECT a.pid, a.start_stack_id AS stack_id,
            CASE WHEN a.start_stack_id IS NULL THEN a.heap END AS heap,
+           a.slice,
            count(*) AS aifo_blocks,
            sum(a.size) AS aifo_bytes,
-           count(DISTINCT a.slice) AS slices_growing,
            sum(coalesce(g.grew, 0)) AS growing_chains,
            max(a.size) AS largest_block,
            min(a.start_ns) AS first_ns,
            max(a.start_ns) AS last_ns
     FROM aifo a LEFT JOIN grow g ON g.block_id = a.block_id
-    GROUP BY a.pid, a.start_stack_id, CASE WHEN a.start_stack_id IS NULL THEN a.heap END
+    GROUP BY a.pid, a.start_stack_id, CASE WHEN a.start_stack_id IS NULL THEN a.heap END, a.slice
+),
+stk AS (
+    SELECT pid, stack_id, heap, sum(aifo_bytes) AS aifo_bytes
+    FROM per GROUP BY pid, stack_id, heap
+),
+-- Each (process, stack) named by its call site: site_key is what a row is.
+named AS (
+    SELECT a.*, si.site_id,
+           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'stack' THEN CAST(coalesce(si.function_site_id, si.site_id) AS TEXT)
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site_key,
+           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site
+    FROM stk a
+    LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = a.pid AND cs.stack_id = a.stack_id
+    LEFT JOIN sites si ON si.site_id = cs.site_id
+),
+ranked AS (
+    SELECT n.*, row_number() OVER (PARTITION BY n.pid, n.site_key ORDER BY n.aifo_bytes DESC, n.stack_id) AS rn
+    FROM named n
+),
+s AS (
+    SELECT r.pid, r.site_key, max(r.site) AS site,
+           max(CASE WHEN r.rn = 1 THEN r.stack_id END) AS stack_id,
+           max(CASE WHEN r.rn = 1 THEN r.site_id END) AS site_id,
+           max(r.heap) AS heap,
+           count(DISTINCT r.stack_id) AS stacks,
+           sum(p.aifo_blocks) AS aifo_blocks,
+           sum(p.aifo_bytes) AS aifo_bytes,
+           count(DISTINCT p.slice) AS slices_growing,
+           sum(p.growing_chains) AS growing_chains,
+           max(p.largest_block) AS largest_block,
+           min(p.first_ns) AS first_ns,
+           max(p.last_ns) AS last_ns
+    FROM ranked r
+    JOIN per p ON p.pid = r.pid AND p.stack_id IS r.stack_id AND p.heap IS r.heap
+    GROUP BY r.pid, r.site_key
 )
-SELECT coalesce(si.call_function, si.call_site,
-                CASE WHEN s.stack_id IS NOT NULL THEN 'stack ' || s.stack_id
-                     ELSE printf('heap 0x%x', s.heap) END) AS site,
+SELECT s.site,
        s.stack_id,
        s.pid,
        p.name AS process,
@@ -68,10 +112,11 @@ SELECT coalesce(si.call_function, si.call_site,
        s.largest_block,
        round((s.first_ns - (SELECT start_time_ns FROM cap)) / 1e9, 6) AS first_s,
        round((s.last_ns - (SELECT start_time_ns FROM cap)) / 1e9, 6) AS last_s,
-       s.aifo_bytes * s.slices_growing / max(:slices, 1) AS score
+       s.aifo_bytes * s.slices_growing / max(:slices, 1) AS score,
+       s.stacks,
+       s.site_key,
+       CASE WHEN :group = 'stack' THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = s.site_id) END AS stack
 FROM s
-LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = s.pid AND cs.stack_id = s.stack_id
-LEFT JOIN sites si ON si.site_id = cs.site_id
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
-ORDER BY score DESC, s.aifo_bytes DESC, s.pid, s.stack_id, s.heap
+ORDER BY score DESC, s.aifo_bytes DESC, s.pid, s.stack_id, s.heap, s.site_key
 LIMIT :limit;

@@ -5,6 +5,7 @@
 -- param: since = none : window start, seconds after the session start (default: the capture's start)
 -- param: until = none : window end, seconds after the session start (default: the capture's end)
 -- param: pid = all : only this process
+-- param: group = function [function|stack|module] : what a row is: a call-site function (stacks whose call site is the same function add up; module+0xRVA until symbolized), a whole stack (by function once symbolized), or the calling module
 -- param: limit = 20 : rows to return
 --
 -- WPA's classes (docs/lifetimes.md), for a block that lived in the window at all:
@@ -18,8 +19,11 @@
 -- Destroy, its process's exit). net_bytes = AIFO bytes - AOFI bytes: how much the window
 -- added to what is outstanding. Blocks first seen being freed have no known size and add
 -- nothing to the bytes. mean_lifetime_ms: over the AIFI blocks (whole lifetimes inside
--- the window). A site is the stack of the block's start, named by its call site; blocks
--- from before the trace have none ('(before the trace)').
+-- the window). A site is the stack of the block's start, named by its call site
+-- (module!function once symbolized, else module+0xRVA; see top-realloc-sites for
+-- site_key, stacks and stack; without stacks, the heap); blocks from before the trace
+-- have none ('(before the trace)', per heap). stack_id: the row's stack with the most
+-- net bytes.
 WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi,
                     CASE WHEN :since IS NULL THEN -9223372036854775807 ELSE start_time_ns + CAST(round(:since * 1e9) AS INTEGER) END AS t_from,
                     CASE WHEN :until IS NULL THEN 9223372036854775807 ELSE start_time_ns + CAST(round(:until * 1e9) AS INTEGER) END AS t_to
@@ -59,7 +63,7 @@ k AS (
       AND k.capture_id = (SELECT id FROM cap)
       AND (:pid IS NULL OR k.pid = :pid)
 ),
-s AS (
+s0 AS (
     SELECT pid, stack_id, heap, unseen,
            sum(ai AND fi)                         AS aifi_blocks,
            sum(CASE WHEN ai AND fi THEN size END) AS aifi_bytes,
@@ -69,7 +73,8 @@ s AS (
            sum(CASE WHEN NOT ai AND fi THEN size END) AS aofi_bytes,
            sum(NOT ai AND NOT fi)                 AS aofo_blocks,
            sum(CASE WHEN NOT ai AND NOT fi THEN size END) AS aofo_bytes,
-           avg(CASE WHEN ai AND fi THEN lifetime END) AS mean_lifetime_ns
+           sum(CASE WHEN ai AND fi THEN lifetime END) AS lifetime_ns,
+           count(CASE WHEN ai AND fi THEN lifetime END) AS timed_blocks
     FROM c
     GROUP BY pid, stack_id, heap, unseen
     UNION ALL
@@ -82,15 +87,49 @@ s AS (
            sum(CASE WHEN NOT ai AND fi THEN bytes END),
            sum(CASE WHEN NOT ai AND NOT fi THEN blocks ELSE 0 END),
            sum(CASE WHEN NOT ai AND NOT fi THEN bytes END),
-           sum(CASE WHEN ai AND fi THEN lifetime_ns END)
-             / nullif(sum(CASE WHEN ai AND fi THEN timed_blocks ELSE 0 END), 0)
+           sum(CASE WHEN ai AND fi THEN lifetime_ns END),
+           sum(CASE WHEN ai AND fi THEN timed_blocks ELSE 0 END)
     FROM k
     GROUP BY pid, stack_id, heap, unseen
+),
+-- Each (process, stack) named by its call site: site_key is what a row is.
+named AS (
+    SELECT a.*, si.site_id,
+           coalesce(a.aifo_bytes, 0) - coalesce(a.aofi_bytes, 0) AS net,
+           CASE WHEN a.unseen THEN '(before the trace) ' || coalesce('stack ' || a.stack_id, printf('heap 0x%x', a.heap))
+                WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'stack' THEN CAST(coalesce(si.function_site_id, si.site_id) AS TEXT)
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site_key,
+           CASE WHEN a.unseen THEN '(before the trace)'
+                WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site
+    FROM s0 a
+    LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = a.pid AND cs.stack_id = a.stack_id
+    LEFT JOIN sites si ON si.site_id = cs.site_id
+),
+ranked AS (
+    SELECT n.*, row_number() OVER (PARTITION BY n.pid, n.site_key ORDER BY n.net DESC, n.stack_id) AS rn
+    FROM named n
+),
+s AS (
+    SELECT pid, site_key, max(site) AS site,
+           max(CASE WHEN rn = 1 THEN stack_id END) AS stack_id,
+           max(CASE WHEN rn = 1 THEN site_id END) AS site_id,
+           max(heap) AS heap,
+           count(stack_id) AS stacks,
+           sum(aifi_blocks) AS aifi_blocks, sum(aifi_bytes) AS aifi_bytes,
+           sum(aifo_blocks) AS aifo_blocks, sum(aifo_bytes) AS aifo_bytes,
+           sum(aofi_blocks) AS aofi_blocks, sum(aofi_bytes) AS aofi_bytes,
+           sum(aofo_blocks) AS aofo_blocks, sum(aofo_bytes) AS aofo_bytes,
+           sum(lifetime_ns) * 1.0 / nullif(sum(timed_blocks), 0) AS mean_lifetime_ns
+    FROM ranked
+    GROUP BY pid, site_key
 )
-SELECT CASE WHEN s.unseen THEN '(before the trace)'
-            ELSE coalesce(si.call_function, si.call_site,
-                          CASE WHEN s.stack_id IS NOT NULL THEN 'stack ' || s.stack_id
-                               ELSE printf('heap 0x%x', s.heap) END) END AS site,
+SELECT s.site,
        s.stack_id,
        s.pid,
        p.name AS process,
@@ -100,10 +139,11 @@ SELECT CASE WHEN s.unseen THEN '(before the trace)'
        s.aofi_blocks, coalesce(s.aofi_bytes, 0) AS aofi_bytes,
        s.aofo_blocks, coalesce(s.aofo_bytes, 0) AS aofo_bytes,
        round(s.mean_lifetime_ns / 1e6, 3) AS mean_lifetime_ms,
-       coalesce(s.aifo_bytes, 0) - coalesce(s.aofi_bytes, 0) AS net_bytes
+       coalesce(s.aifo_bytes, 0) - coalesce(s.aofi_bytes, 0) AS net_bytes,
+       s.stacks,
+       s.site_key,
+       CASE WHEN :group = 'stack' THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = s.site_id) END AS stack
 FROM s
-LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = s.pid AND cs.stack_id = s.stack_id
-LEFT JOIN sites si ON si.site_id = cs.site_id
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
-ORDER BY net_bytes DESC, s.aifo_blocks DESC, s.pid, s.stack_id, s.heap
+ORDER BY net_bytes DESC, s.aifo_blocks DESC, s.pid, s.stack_id, s.heap, s.site_key
 LIMIT :limit;

@@ -6,6 +6,7 @@
 -- param: by = process [process|heap|site] : one series per process, per heap, or per call site (the stack that started the blocks)
 -- param: buckets = 100 : time buckets across the capture (the series' points)
 -- param: top = 10 : with by=heap or by=site: the series of the keys with the highest peak (per capture)
+-- param: group = function [function|stack|module] : with by=site, what a series is: a call-site function (stacks whose call site is the same function add up; module+0xRVA until symbolized), a whole stack (by function once symbolized), or the calling module
 --
 -- Outstanding at the end of each bucket: the bytes (and blocks) of the blocks that
 -- started in the trace (an Alloc or a ReAlloc that produced them) and had not ended by
@@ -14,6 +15,9 @@
 -- by a Free, a ReAlloc, its heap's Destroy or its process's exit). Buckets split the
 -- capture's heap events (first to last) evenly; time_s is the bucket's end in seconds
 -- after the session start. The exact peak and its instant are in peak-usage.
+-- With by=site, `series` names the call site (module!function once symbolized, else
+-- module+0xRVA; see top-realloc-sites for site_key, stacks and stack; '(no stack)'
+-- for blocks without one); stack_id: the series' stack that allocated the most bytes.
 WITH RECURSIVE
 cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi, start_time_ns,
                first_event_ns AS t0,
@@ -33,12 +37,46 @@ blk AS (
 ),
 -- One row per (series, start bucket, end bucket) first: one sort of one row per block
 -- instead of two (its start and its end).
-se AS (
+se0 AS (
     SELECT pid, k,
            min((start_ns - (SELECT t0 FROM cap)) / (SELECT width FROM cap), max(:buckets, 1) - 1) AS sb,
            min((end_ns - (SELECT t0 FROM cap)) / (SELECT width FROM cap), max(:buckets, 1) - 1) AS eb,
            sum(size) AS bytes, count(*) AS n
     FROM blk GROUP BY 1, 2, 3, 4
+),
+-- by=site: each (process, stack) named by its call site; site_key is what a series is.
+named AS (
+    SELECT a.pid, a.k AS stack_id, sum(a.bytes) AS bytes, si.site_id,
+           CASE WHEN a.k IS NULL THEN '(no stack)'
+                WHEN si.site_id IS NULL THEN 'stack ' || a.k
+                WHEN :group = 'stack' THEN CAST(coalesce(si.function_site_id, si.site_id) AS TEXT)
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site_key,
+           CASE WHEN a.k IS NULL THEN '(no stack)'
+                WHEN si.site_id IS NULL THEN 'stack ' || a.k
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site
+    FROM se0 a
+    LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = a.pid AND cs.stack_id = a.k
+    LEFT JOIN sites si ON si.site_id = cs.site_id
+    WHERE :by = 'site'
+    GROUP BY a.pid, a.k
+),
+names AS (
+    SELECT pid, site_key, max(site) AS site,
+           max(CASE WHEN rn = 1 THEN stack_id END) AS stack_id,
+           max(CASE WHEN rn = 1 THEN site_id END) AS site_id,
+           count(stack_id) AS stacks
+    FROM (SELECT n.*, row_number() OVER (PARTITION BY n.pid, n.site_key ORDER BY n.bytes DESC, n.stack_id) AS rn
+          FROM named n)
+    GROUP BY pid, site_key
+),
+se AS (
+    SELECT se0.pid, se0.k, se0.sb, se0.eb, se0.bytes, se0.n FROM se0 WHERE :by <> 'site'
+    UNION ALL
+    SELECT se0.pid, n.site_key, se0.sb, se0.eb, sum(se0.bytes), sum(se0.n)
+    FROM se0 JOIN named n ON n.pid = se0.pid AND n.stack_id IS se0.k
+    GROUP BY se0.pid, n.site_key, se0.sb, se0.eb
 ),
 d AS (
     SELECT pid, k, sb AS b, bytes AS dbytes, n AS dblocks, bytes AS allocated, 0 AS ended FROM se
@@ -73,16 +111,18 @@ SELECT s.b AS bucket,
        s.pid,
        p.name AS process,
        CASE :by WHEN 'heap' THEN printf('0x%x', s.k)
-                WHEN 'site' THEN coalesce(si.call_function, si.call_site, CASE WHEN s.k IS NOT NULL THEN 'stack ' || s.k ELSE '(no stack)' END)
+                WHEN 'site' THEN nm.site
                 ELSE NULL END AS series,
-       CASE WHEN :by = 'site' THEN s.k END AS stack_id,
+       nm.stack_id,
        s.bytes AS outstanding_bytes,
        s.blocks AS outstanding_blocks,
        s.allocated AS allocated_bytes,
-       s.ended AS ended_bytes
+       s.ended AS ended_bytes,
+       nm.stacks,
+       nm.site_key,
+       CASE WHEN :group = 'stack' THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = nm.site_id) END AS stack
 FROM series s
 JOIN kept ON kept.pid = s.pid AND kept.k IS s.k
-LEFT JOIN capture_stacks cs ON :by = 'site' AND cs.capture_id = (SELECT id FROM cap) AND cs.pid = s.pid AND cs.stack_id = s.k
-LEFT JOIN sites si ON si.site_id = cs.site_id
+LEFT JOIN names nm ON :by = 'site' AND nm.pid = s.pid AND nm.site_key = s.k
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
 ORDER BY s.pid, s.k, s.b;

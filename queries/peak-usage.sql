@@ -4,13 +4,17 @@
 -- param: capture = latest : capture id (default: the latest capture)
 -- param: pid = all : only this process
 -- param: sites = 5 : call sites shown per process
+-- param: group = function [function|stack|module] : what a site is: a call-site function (stacks whose call site is the same function add up; module+0xRVA until symbolized), a whole stack (by function once symbolized), or the calling module
 --
 -- Outstanding bytes of a process: the bytes of its blocks that started in the trace (an
 -- Alloc, or a ReAlloc that produced them) and are still live; blocks from before the
 -- trace have no known start and are not counted (as in WPA's outstanding-size graph).
 -- The peak and its instant are computed at ingest, after every event in time order
 -- (process_usage); the sites are the blocks live just after the event that reached the
--- peak, grouped by the stack that started them. share_pct: of the peak. end_bytes:
+-- peak, grouped by the stack that started them, named by its call site
+-- (module!function once symbolized, else module+0xRVA; see top-realloc-sites for
+-- site_key, stacks and stack; without stacks, the heap); stack_id: the site's stack
+-- holding the most bytes. share_pct: of the peak. end_bytes:
 -- outstanding when the trace ended (0 when the process exited).
 WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi, start_time_ns
              FROM captures
@@ -31,9 +35,39 @@ held AS (
       AND (b.end_ns IS NULL OR (b.end_ns, coalesce(b.end_event_id, 9223372036854775807)) > (u.peak_ns, u.peak_event_id))
     GROUP BY b.pid, b.start_stack_id, CASE WHEN b.start_stack_id IS NULL THEN b.heap END
 ),
+-- Each (process, stack) named by its call site: site_key is what a row is.
+named AS (
+    SELECT a.*, si.site_id,
+           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'stack' THEN CAST(coalesce(si.function_site_id, si.site_id) AS TEXT)
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site_key,
+           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site
+    FROM held a
+    LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = a.pid AND cs.stack_id = a.stack_id
+    LEFT JOIN sites si ON si.site_id = cs.site_id
+),
+top AS (
+    SELECT n.*, row_number() OVER (PARTITION BY n.pid, n.site_key ORDER BY n.bytes DESC, n.stack_id) AS rn
+    FROM named n
+),
+g AS (
+    SELECT pid, site_key, max(site) AS site,
+           max(CASE WHEN rn = 1 THEN stack_id END) AS stack_id,
+           max(CASE WHEN rn = 1 THEN site_id END) AS site_id,
+           max(heap) AS heap,
+           count(stack_id) AS stacks,
+           sum(blocks) AS blocks, sum(bytes) AS bytes
+    FROM top
+    GROUP BY pid, site_key
+),
 ranked AS (
-    SELECT held.*, row_number() OVER (PARTITION BY pid ORDER BY bytes DESC, stack_id, heap) AS rank
-    FROM held
+    SELECT g.*, row_number() OVER (PARTITION BY pid ORDER BY bytes DESC, stack_id, heap, site_key) AS rank
+    FROM g
 )
 SELECT u.pid,
        p.name AS process,
@@ -42,16 +76,15 @@ SELECT u.pid,
        round((u.peak_ns - (SELECT start_time_ns FROM cap)) / 1e9, 6) AS peak_time_s,
        u.end_bytes,
        r.rank,
-       coalesce(si.call_function, si.call_site,
-                CASE WHEN r.stack_id IS NOT NULL THEN 'stack ' || r.stack_id
-                     ELSE printf('heap 0x%x', r.heap) END) AS site,
+       r.site,
        r.stack_id,
        r.blocks AS site_blocks,
        r.bytes AS site_bytes,
-       round(100.0 * r.bytes / max(u.peak_bytes, 1), 1) AS share_pct
+       round(100.0 * r.bytes / max(u.peak_bytes, 1), 1) AS share_pct,
+       r.stacks,
+       r.site_key,
+       CASE WHEN :group = 'stack' THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = r.site_id) END AS stack
 FROM u
 LEFT JOIN ranked r ON r.pid = u.pid AND r.rank <= :sites
-LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = r.pid AND cs.stack_id = r.stack_id
-LEFT JOIN sites si ON si.site_id = cs.site_id
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = u.pid
 ORDER BY u.peak_bytes DESC, u.pid, r.rank;

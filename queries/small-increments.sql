@@ -1,52 +1,95 @@
 -- name: small-increments
--- description: Sites whose buffers grow by small constant steps (quadratic copying), with the most common step.
+-- description: Call sites whose buffers grow by small constant steps (quadratic copying), with the most common step.
 -- question: Which call sites grow a buffer a few bytes at a time, so that each realloc copies it again?
 -- param: capture = latest : capture id (default: the latest capture)
 -- param: max_step = 256 : a growth of at most this many bytes counts as a small increment
 -- param: min_reallocs = 10 : only sites with at least this many growing reallocs
+-- param: group = function [function|stack|module] : what a row is: a call-site function (stacks whose call site is the same function add up; module+0xRVA until symbolized), a whole stack (by function once symbolized), or the calling module
 -- param: limit = 20 : rows to return
 --
--- Per site (stack, or heap of a process without stacks), over the reallocs that grow:
--- how many grew by at most max_step bytes and by less than 25%, the most common step,
--- and the bytes copied by the moving ones. Geometric growth (x1.5, x2) does not show
--- here; constant small steps do.
--- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+-- Per site (see top-realloc-sites for `site`, site_key, stacks, stack; a heap of a
+-- process for events without a stack), over the reallocs that grow: how many grew by at
+-- most max_step bytes and by less than 25%, the most common step, and the bytes copied
+-- by the moving ones. Geometric growth (x1.5, x2) does not show here; constant small
+-- steps do. stack_id: the row's stack with the most growing reallocs.
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan,
+-- counted per (process, stack, step) first; only those counts are named and grouped.
 WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
-grow AS (
+steps AS (
     SELECT pid, stack_id, CASE WHEN stack_id IS NULL THEN heap END AS heap,
-           new_size - old_size AS step, old_size, new_size, moved
-    FROM reallocs
-    WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND new_size > old_size
-),
-sites AS (
-    SELECT pid, stack_id, heap,
-           count(*) AS grows,
-           sum(CASE WHEN step <= :max_step AND step * 4 < old_size THEN 1 ELSE 0 END) AS small_steps,
+           new_size - old_size AS step,
+           count(*) AS n,
+           sum(CASE WHEN new_size - old_size <= :max_step AND (new_size - old_size) * 4 < old_size THEN 1 ELSE 0 END) AS small_steps,
            sum(CASE WHEN moved THEN old_size ELSE 0 END) AS bytes_copied,
            max(new_size) AS max_size
-    FROM grow
-    GROUP BY pid, stack_id, heap
-    HAVING count(*) >= :min_reallocs
+    FROM reallocs
+    WHERE id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap) AND +capture_id = (SELECT id FROM cap) AND new_size > old_size
+    GROUP BY pid, stack_id, CASE WHEN stack_id IS NULL THEN heap END, step
 ),
-steps AS (
-    SELECT pid, stack_id, heap, step, count(*) AS n
-    FROM grow GROUP BY pid, stack_id, heap, step
+agg AS (
+    SELECT pid, stack_id, heap, sum(n) AS grows, sum(small_steps) AS small_steps,
+           sum(bytes_copied) AS bytes_copied, max(max_size) AS max_size
+    FROM steps GROUP BY pid, stack_id, heap
+),
+-- Each (process, stack) named by its call site: site_key is what a row is.
+named AS (
+    SELECT a.*, si.site_id,
+           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'stack' THEN CAST(coalesce(si.function_site_id, si.site_id) AS TEXT)
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site_key,
+           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site
+    FROM agg a
+    LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = a.pid AND cs.stack_id = a.stack_id
+    LEFT JOIN sites si ON si.site_id = cs.site_id
+),
+ranked AS (
+    SELECT n.*, row_number() OVER (PARTITION BY n.pid, n.site_key ORDER BY n.grows DESC, n.stack_id) AS rn
+    FROM named n
+),
+g AS (
+    SELECT pid, site_key, max(site) AS site,
+           max(CASE WHEN rn = 1 THEN stack_id END) AS stack_id,
+           max(CASE WHEN rn = 1 THEN site_id END) AS site_id,
+           max(heap) AS heap,
+           count(stack_id) AS stacks,
+           sum(grows) AS grows, sum(small_steps) AS small_steps,
+           sum(bytes_copied) AS bytes_copied, max(max_size) AS max_size
+    FROM ranked
+    GROUP BY pid, site_key
+    HAVING sum(grows) >= :min_reallocs AND sum(small_steps) > 0
+),
+-- The most common step of each row.
+common AS (
+    SELECT pid, site_key, step FROM (
+        SELECT n.pid, n.site_key, st.step,
+               row_number() OVER (PARTITION BY n.pid, n.site_key ORDER BY sum(st.n) DESC, st.step) AS rn
+        FROM named n
+        JOIN steps st ON st.pid = n.pid AND st.stack_id IS n.stack_id AND st.heap IS n.heap
+        WHERE EXISTS (SELECT 1 FROM g WHERE g.pid = n.pid AND g.site_key = n.site_key)
+        GROUP BY n.pid, n.site_key, st.step)
+    WHERE rn = 1
 )
-SELECT CASE WHEN s.stack_id IS NOT NULL THEN 'stack ' || s.stack_id ELSE printf('heap 0x%x', s.heap) END AS site,
+SELECT s.site,
        s.stack_id,
        s.pid,
        p.name AS process,
        s.grows,
        s.small_steps,
        round(100.0 * s.small_steps / s.grows, 1) AS small_pct,
-       (SELECT st.step FROM steps st
-         WHERE st.pid = s.pid AND st.stack_id IS s.stack_id AND st.heap IS s.heap
-         ORDER BY st.n DESC, st.step LIMIT 1) AS common_step,
+       c.step AS common_step,
        s.bytes_copied,
-       s.max_size
-FROM sites s
+       s.max_size,
+       s.stacks,
+       s.site_key,
+       CASE WHEN :group = 'stack' THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = s.site_id) END AS stack
+FROM g s
+LEFT JOIN common c ON c.pid = s.pid AND c.site_key = s.site_key
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
-WHERE s.small_steps > 0
-ORDER BY s.small_steps DESC, s.grows DESC, s.pid, s.stack_id, s.heap
+ORDER BY s.small_steps DESC, s.grows DESC, s.pid, s.stack_id, s.heap, s.site_key
 LIMIT :limit;

@@ -1,24 +1,32 @@
 -- name: top-realloc-sites
--- description: Call sites (stacks, or heaps where no stacks were collected) with the most reallocs, moves and bytes grown.
+-- description: Call sites (by function once symbolized, or whole stacks, or calling modules; heaps where no stacks were collected) with the most reallocs, moves and bytes grown.
 -- question: Who reallocates most, and what does it cost in copies?
 -- param: capture = latest : capture id (default: the latest capture)
 -- param: since = none : only events at least this many seconds after the session start
 -- param: until = none : only events before this many seconds after the session start
 -- param: pid = all : only this process
+-- param: group = function [function|stack|module] : what a row is: a call-site function (stacks whose call site is the same function add up; module+0xRVA until symbolized), a whole stack (by function once symbolized), or the calling module
 -- param: limit = 20 : rows to return
 --
--- A site is a stack (stack_id) when the capture has stacks for ReAlloc, else the heap of a
--- process. `leaf` is the innermost frame outside the heap implementation (ntdll,
--- kernelbase, kernel32, the C runtimes) as module+offset, when the rundown names images.
--- bytes_copied estimates the memcpy of moving reallocs: min(old size, new size).
--- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan.
+-- Rows are per process. `site` is the call site (the first frame outside the heap
+-- implementation, the C runtimes and the allocator functions) as module!function once
+-- symbolized (heapdb symbolize), else module+0xRVA, else 'stack N'; with group=module
+-- the calling module. Events without a stack are grouped by heap ('heap 0x...').
+-- site_key: the row's identity (group=stack: the stack's, the same across captures and
+-- rebuilds once symbolized); stack: the whole stack, innermost first (group=stack);
+-- stacks: how many stacks the row adds up; stack_id: the one of them with the most
+-- reallocs. `leaf` is that stack's innermost frame outside the heap implementation
+-- (ntdll, kernelbase, kernel32, the C runtimes) as module+offset, when the rundown names
+-- images. bytes_copied estimates the memcpy of moving reallocs: min(old size, new size).
+-- The capture's rows are the id range first_event_id..last_event_id: a rowid range scan,
+-- counted per (process, stack) first; only those counts are named and grouped.
 WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi,
                     -- since/until: seconds from the session start (NULL: no bound)
                     start_time_ns + coalesce(:since, -1e12) * 1e9 AS t_from,
                     start_time_ns + coalesce(:until, 1e12) * 1e9 AS t_to
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
-sites AS (
+agg AS (
     SELECT r.pid,
            r.stack_id,
            CASE WHEN r.stack_id IS NULL THEN r.heap END AS heap,
@@ -32,10 +40,41 @@ sites AS (
       AND r.time_ns >= (SELECT t_from FROM cap) AND r.time_ns < (SELECT t_to FROM cap)
       AND (:pid IS NULL OR r.pid = :pid)
     GROUP BY r.pid, r.stack_id, CASE WHEN r.stack_id IS NULL THEN r.heap END
-    ORDER BY reallocs DESC, bytes_grown DESC, r.pid, r.stack_id, heap
+),
+-- Each (process, stack) named by its call site: site_key is what a row is.
+named AS (
+    SELECT a.*, si.site_id,
+           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'stack' THEN CAST(coalesce(si.function_site_id, si.site_id) AS TEXT)
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site_key,
+           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
+                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
+                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                ELSE coalesce(si.call_function, si.call_site) END AS site
+    FROM agg a
+    LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = a.pid AND cs.stack_id = a.stack_id
+    LEFT JOIN sites si ON si.site_id = cs.site_id
+),
+ranked AS (
+    SELECT n.*, row_number() OVER (PARTITION BY n.pid, n.site_key ORDER BY n.reallocs DESC, n.stack_id) AS rn
+    FROM named n
+),
+g AS (
+    SELECT pid, site_key, max(site) AS site,
+           max(CASE WHEN rn = 1 THEN stack_id END) AS stack_id,
+           max(CASE WHEN rn = 1 THEN site_id END) AS site_id,
+           max(heap) AS heap,
+           count(stack_id) AS stacks,
+           sum(reallocs) AS reallocs, sum(moved) AS moved, sum(bytes_grown) AS bytes_grown,
+           sum(bytes_copied) AS bytes_copied, max(max_size) AS max_size
+    FROM ranked
+    GROUP BY pid, site_key
+    ORDER BY reallocs DESC, bytes_grown DESC, pid, stack_id, heap, site_key
     LIMIT :limit
 )
-SELECT CASE WHEN s.stack_id IS NOT NULL THEN 'stack ' || s.stack_id ELSE printf('heap 0x%x', s.heap) END AS site,
+SELECT s.site,
        s.stack_id,
        s.pid,
        p.name                                              AS process,
@@ -52,7 +91,10 @@ SELECT CASE WHEN s.stack_id IS NOT NULL THEN 'stack ' || s.stack_id ELSE printf(
        round(100.0 * s.moved / s.reallocs, 1)              AS moved_pct,
        s.bytes_grown,
        s.bytes_copied,
-       s.max_size
-FROM sites s
+       s.max_size,
+       s.stacks,
+       s.site_key,
+       CASE WHEN :group = 'stack' THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = s.site_id) END AS stack
+FROM g s
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
-ORDER BY s.reallocs DESC, s.bytes_grown DESC, s.pid, s.stack_id, s.heap;
+ORDER BY s.reallocs DESC, s.bytes_grown DESC, s.pid, s.stack_id, s.heap, s.site_key;

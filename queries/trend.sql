@@ -4,7 +4,7 @@
 -- param: metric = reallocs [reallocs|moves|bytes_copied|bytes_grown|allocs|alloc_bytes|live_blocks|live_bytes] : the number followed (live_*: blocks allocated in the capture and still live at its end: the leak that grows night after night)
 -- param: last = 14 : how many captures (or label values), the latest ones
 -- param: by = capture : 'capture' (each capture is a point) or a label key such as build (captures with the same value are averaged; values in order of their first capture)
--- param: group = site [site|call_site|module|heap|process] : what a row is (see capture-diff)
+-- param: group = function [function|stack|module|heap|process|site|call_site] : what a row is: the call-site function (stacks whose call site is the same function add up), a whole stack, the calling module, a heap or a process (see capture-diff)
 -- param: min_run = 3 : flag a row only after this many consecutive rises ending at the last point
 -- param: min_rise = 0.25 : and only when the last value is at least this much above the value where the rise began (0.25 = +25 %)
 -- param: only_rising = 0 : 1 lists the flagged rows only
@@ -39,12 +39,12 @@ win AS (
 ),
 vals AS (
     SELECT v.process,
-           CASE :group WHEN 'site' THEN v.site_key WHEN 'call_site' THEN v.site
-                       WHEN 'module' THEN v.module WHEN 'heap' THEN v.heap_identity ELSE '' END AS k,
-           max(CASE :group WHEN 'site' THEN v.site WHEN 'call_site' THEN v.site
-                           WHEN 'module' THEN v.module WHEN 'heap' THEN 'heap ' || v.heap_identity
-                           ELSE '' END) AS label,
-           CASE WHEN :group = 'site' THEN max(v.site_id) END AS site_id,
+           CASE WHEN :group IN ('stack', 'site') THEN v.site_key WHEN :group IN ('function', 'call_site') THEN v.site
+                WHEN :group = 'module' THEN v.module WHEN :group = 'heap' THEN v.heap_identity ELSE '' END AS k,
+           max(CASE WHEN :group IN ('stack', 'site', 'function', 'call_site') THEN v.site
+                    WHEN :group = 'module' THEN v.module WHEN :group = 'heap' THEN 'heap ' || v.heap_identity
+                    ELSE '' END) AS label,
+           CASE WHEN :group IN ('stack', 'site', 'function', 'call_site') THEN max(v.site_id) END AS site_id,
            w.seq,
            sum(CASE :metric WHEN 'reallocs' THEN v.reallocs WHEN 'moves' THEN v.moves
                             WHEN 'bytes_copied' THEN v.bytes_copied WHEN 'bytes_grown' THEN v.bytes_grown
@@ -106,6 +106,7 @@ flagged AS (
 SELECT fl.process,
        keys.label AS site,
        keys.site_id,
+       keys.k AS site_key,
        CASE WHEN fl.rising THEN 'rising' ELSE '' END AS trend,
        CASE WHEN fl.rising THEN (SELECT point FROM win WHERE seq = fl.start_seq) END AS rise_from,
        CASE WHEN fl.rising THEN fl.last_seq - fl.start_seq END AS rises,
@@ -115,7 +116,8 @@ SELECT fl.process,
        (SELECT count(*) FROM win) AS points,
        (SELECT point FROM win ORDER BY seq LIMIT 1) AS first_point,
        (SELECT point FROM win ORDER BY seq DESC LIMIT 1) AS last_point,
-       fl.series
+       fl.series,
+       CASE WHEN :group IN ('stack', 'site') THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = keys.site_id) END AS stack
 FROM flagged fl
 JOIN keys ON keys.process = fl.process AND keys.k = fl.k
 WHERE fl.rising OR NOT :only_rising

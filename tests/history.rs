@@ -184,7 +184,16 @@ fn two_nights_match_every_site_the_manifests_share() {
     let b = manifest_sites(&files_m[1]);
     let shared: BTreeSet<_> = a.keys().filter(|k| b.contains_key(*k)).cloned().collect();
     assert!(shared.len() > 100, "{} shared sites", shared.len());
-    let rows = query_json(&db, &["capture-diff", "--param", "limit=100000"]);
+    let rows = query_json(
+        &db,
+        &[
+            "capture-diff",
+            "--param",
+            "group=stack",
+            "--param",
+            "limit=100000",
+        ],
+    );
     let mut both = BTreeSet::new();
     for r in &rows {
         let key = (

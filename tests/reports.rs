@@ -80,10 +80,13 @@ fn fixture() -> &'static Fixture {
 }
 
 fn query(args: &[&str]) -> Vec<Value> {
-    let f = fixture();
+    query_on(&fixture().db, args)
+}
+
+fn query_on(db: &std::path::Path, args: &[&str]) -> Vec<Value> {
     let out = Command::new(common::heapdb_bin())
         .args(["query", "--db"])
-        .arg(&f.db)
+        .arg(db)
         .args(args)
         .args(["--format", "json"])
         .output()
@@ -155,6 +158,60 @@ fn moved(r: &R) -> u64 {
     (r.new != r.old) as u64
 }
 
+/// The values of the site reports' `group` parameter.
+const GROUPS: [&str; 3] = ["function", "stack", "module"];
+
+/// (pid, stack id) -> call site as module+0xRVA, from the synthesizer's record of each
+/// process's sites in capture `c`.
+fn call_sites(c: usize) -> HashMap<(u32, i64), String> {
+    fixture().manifests[c]
+        .processes
+        .iter()
+        .flat_map(|p| {
+            p.sites
+                .iter()
+                .map(|s| ((p.pid, s.stack_id), s.call_site.clone()))
+        })
+        .collect()
+}
+
+/// What a row of a site report is under `group`, from the truth: the call site (no
+/// symbols here: module+0xRVA), the whole stack, or the calling module; by heap without
+/// a stack.
+fn group_key(c: usize, group: &str, pid: u32, stack: Option<i64>, heap: u64) -> String {
+    static NAMES: OnceLock<Vec<HashMap<(u32, i64), String>>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| (0..2).map(call_sites).collect());
+    let Some(stack) = stack else {
+        return format!("heap 0x{heap:x}");
+    };
+    let site = &names[c][&(pid, stack)];
+    match group {
+        "stack" => format!("stack:{stack}"),
+        "module" => site.split('+').next().unwrap().to_string(),
+        _ => site.clone(),
+    }
+}
+
+/// The same key read from a report's row: its stack with group=stack (where `site`
+/// must be that stack's call site), else its `site`.
+fn row_key(c: usize, group: &str, g: &Value) -> String {
+    if group == "stack" && !g["stack_id"].is_null() {
+        let stack = i(&g["stack_id"]);
+        let pid = i(&g["pid"]) as u32;
+        assert_eq!(
+            g["site"].as_str().unwrap(),
+            group_key(c, "function", pid, Some(stack), 0)
+        );
+        assert!(
+            g["stack"].as_str().unwrap().contains(" <- "),
+            "group=stack shows the stack: {g}"
+        );
+        format!("stack:{stack}")
+    } else {
+        g["site"].as_str().unwrap().to_string()
+    }
+}
+
 #[test]
 fn top_realloc_sites() {
     for (c, capture) in [(1usize, "latest"), (0, "1")] {
@@ -185,6 +242,8 @@ fn top_realloc_sites() {
             "top-realloc-sites",
             "--param",
             &format!("capture={capture}"),
+            "--param",
+            "group=stack",
         ]);
         assert_eq!(got.len(), 20);
         for (g, ((pid, stack), s)) in got.iter().zip(&want) {
@@ -215,6 +274,67 @@ fn top_realloc_sites() {
             assert!(p.sites.iter().any(|s| s.call_site == leaf), "{leaf}");
         }
     }
+    // Every group: the rows are the truth's sums per (process, call site / stack /
+    // module).
+    for group in GROUPS {
+        let mut want: BTreeMap<(u32, String), [u64; 6]> = BTreeMap::new();
+        for r in reallocs(1) {
+            let e = want
+                .entry((r.pid, group_key(1, group, r.pid, r.stack, r.heap)))
+                .or_default();
+            e[0] += 1;
+            e[1] += moved(&r);
+            e[2] += r.new_size.saturating_sub(r.old_size);
+            e[3] += if r.new != r.old {
+                r.new_size.min(r.old_size)
+            } else {
+                0
+            };
+            e[4] = e[4].max(r.new_size);
+        }
+        let mut stacks: BTreeMap<(u32, String), std::collections::BTreeSet<i64>> = BTreeMap::new();
+        for r in reallocs(1) {
+            stacks
+                .entry((r.pid, group_key(1, group, r.pid, r.stack, r.heap)))
+                .or_default()
+                .insert(r.stack.unwrap());
+        }
+        for (k, v) in want.iter_mut() {
+            v[5] = stacks[k].len() as u64;
+        }
+        let got: BTreeMap<(u32, String), [u64; 6]> = query(&[
+            "top-realloc-sites",
+            "-p",
+            &format!("group={group}"),
+            "-p",
+            "limit=100000",
+        ])
+        .iter()
+        .map(|g| {
+            (
+                (i(&g["pid"]) as u32, row_key(1, group, g)),
+                [
+                    "reallocs",
+                    "moved",
+                    "bytes_grown",
+                    "bytes_copied",
+                    "max_size",
+                    "stacks",
+                ]
+                .map(|c| i(&g[c]) as u64),
+            )
+        })
+        .collect();
+        assert_eq!(got, want, "group={group}");
+        if group == "module" {
+            assert!(want.len() >= fixture().manifests[1].processes.len());
+        }
+    }
+    // The default is group=function.
+    assert_eq!(
+        query(&["top-realloc-sites"]),
+        query(&["top-realloc-sites", "-p", "group=function"])
+    );
     // pid filter.
     let pid = fixture().manifests[1].processes[0].pid;
     let got = query(&[
@@ -393,39 +513,49 @@ fn growth_chains() {
 
 #[test]
 fn small_increments() {
-    let mut sites: BTreeMap<(u32, i64), (u64, u64, u64, u64, BTreeMap<u64, u64>)> = BTreeMap::new();
-    for r in reallocs(1).iter().filter(|r| r.new_size > r.old_size) {
-        let s = sites.entry((r.pid, r.stack.unwrap())).or_default();
-        let step = r.new_size - r.old_size;
-        s.0 += 1;
-        if step <= 256 && step * 4 < r.old_size {
-            s.1 += 1;
+    for group in GROUPS {
+        let mut sites: BTreeMap<(u32, String), (u64, u64, u64, u64, BTreeMap<u64, u64>)> =
+            BTreeMap::new();
+        for r in reallocs(1).iter().filter(|r| r.new_size > r.old_size) {
+            let s = sites
+                .entry((r.pid, group_key(1, group, r.pid, r.stack, r.heap)))
+                .or_default();
+            let step = r.new_size - r.old_size;
+            s.0 += 1;
+            if step <= 256 && step * 4 < r.old_size {
+                s.1 += 1;
+            }
+            if r.new != r.old {
+                s.2 += r.old_size;
+            }
+            s.3 = s.3.max(r.new_size);
+            *s.4.entry(step).or_default() += 1;
         }
-        if r.new != r.old {
-            s.2 += r.old_size;
-        }
-        s.3 = s.3.max(r.new_size);
-        *s.4.entry(step).or_default() += 1;
-    }
-    let mut want: Vec<_> = sites
-        .into_iter()
-        .filter(|(_, s)| s.0 >= 10 && s.1 > 0)
-        .map(|((pid, stack), s)| {
-            let common =
-                s.4.iter()
-                    .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                    .map(|(k, _)| *k)
-                    .unwrap();
-            (pid, stack, s.0, s.1, common, s.2, s.3)
-        })
-        .collect();
-    want.sort();
-    let mut got: Vec<_> = query(&["small-increments", "-p", "limit=10000"])
+        let mut want: Vec<_> = sites
+            .into_iter()
+            .filter(|(_, s)| s.0 >= 10 && s.1 > 0)
+            .map(|((pid, key), s)| {
+                let common =
+                    s.4.iter()
+                        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                        .map(|(k, _)| *k)
+                        .unwrap();
+                (pid, key, s.0, s.1, common, s.2, s.3)
+            })
+            .collect();
+        want.sort();
+        let mut got: Vec<_> = query(&[
+            "small-increments",
+            "-p",
+            "limit=10000",
+            "-p",
+            &format!("group={group}"),
+        ])
         .iter()
         .map(|g| {
             (
                 i(&g["pid"]) as u32,
-                i(&g["stack_id"]),
+                row_key(1, group, g),
                 i(&g["grows"]) as u64,
                 i(&g["small_steps"]) as u64,
                 i(&g["common_step"]) as u64,
@@ -434,25 +564,35 @@ fn small_increments() {
             )
         })
         .collect();
-    got.sort();
-    assert!(!want.is_empty());
-    assert_eq!(got, want);
+        got.sort();
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "group={group}");
+    }
 }
 
 #[test]
 fn shrinks() {
-    let mut want: BTreeMap<(u32, i64), [u64; 3]> = BTreeMap::new();
-    for r in reallocs(1).iter().filter(|r| r.new_size < r.old_size) {
-        let e = want.entry((r.pid, r.stack.unwrap())).or_default();
-        e[0] += 1;
-        e[1] += r.old_size - r.new_size;
-        e[2] += moved(r);
-    }
-    let got: BTreeMap<(u32, i64), [u64; 3]> = query(&["shrinks", "-p", "limit=10000"])
+    for group in GROUPS {
+        let mut want: BTreeMap<(u32, String), [u64; 3]> = BTreeMap::new();
+        for r in reallocs(1).iter().filter(|r| r.new_size < r.old_size) {
+            let e = want
+                .entry((r.pid, group_key(1, group, r.pid, r.stack, r.heap)))
+                .or_default();
+            e[0] += 1;
+            e[1] += r.old_size - r.new_size;
+            e[2] += moved(r);
+        }
+        let got: BTreeMap<(u32, String), [u64; 3]> = query(&[
+            "shrinks",
+            "-p",
+            "limit=10000",
+            "-p",
+            &format!("group={group}"),
+        ])
         .iter()
         .map(|g| {
             (
-                (i(&g["pid"]) as u32, i(&g["stack_id"])),
+                (i(&g["pid"]) as u32, row_key(1, group, g)),
                 [
                     i(&g["shrinks"]) as u64,
                     i(&g["bytes_returned"]) as u64,
@@ -461,8 +601,9 @@ fn shrinks() {
             )
         })
         .collect();
-    assert!(!want.is_empty());
-    assert_eq!(got, want);
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "group={group}");
+    }
 }
 
 fn source_name(s: u32) -> String {
@@ -587,19 +728,25 @@ fn outstanding_at_end() {
         e[1] += b.size.unwrap();
         e[2] += (b.start_kind == "realloc") as u64;
     }
-    let got: BTreeMap<(u32, i64), [u64; 3]> = query(&["outstanding-at-end", "-p", "limit=100000"])
-        .iter()
-        .map(|g| {
-            (
-                (i(&g["pid"]) as u32, i(&g["stack_id"])),
-                [
-                    i(&g["blocks"]) as u64,
-                    i(&g["bytes"]) as u64,
-                    i(&g["via_realloc"]) as u64,
-                ],
-            )
-        })
-        .collect();
+    let got: BTreeMap<(u32, i64), [u64; 3]> = query(&[
+        "outstanding-at-end",
+        "-p",
+        "limit=100000",
+        "-p",
+        "group=stack",
+    ])
+    .iter()
+    .map(|g| {
+        (
+            (i(&g["pid"]) as u32, i(&g["stack_id"])),
+            [
+                i(&g["blocks"]) as u64,
+                i(&g["bytes"]) as u64,
+                i(&g["via_realloc"]) as u64,
+            ],
+        )
+    })
+    .collect();
     assert_eq!(got, want);
     // The manifest's own per-site record and totals agree.
     let m = &f.manifests[1];
@@ -617,6 +764,36 @@ fn outstanding_at_end() {
         m.live_blocks_at_end
     );
     assert_eq!(got.values().map(|v| v[1]).sum::<u64>(), m.live_bytes_at_end);
+    // Every group: the truth's sums per (process, call site / stack / module).
+    for group in GROUPS {
+        let mut want: BTreeMap<(u32, String), [u64; 3]> = BTreeMap::new();
+        for b in f.blocks[1].iter().filter(|b| {
+            b.end_kind == "live_at_end" && (b.start_kind == "alloc" || b.start_kind == "realloc")
+        }) {
+            let e = want
+                .entry((b.pid, group_key(1, group, b.pid, b.stack_id, b.heap)))
+                .or_default();
+            e[0] += 1;
+            e[1] += b.size.unwrap();
+            e[2] += (b.start_kind == "realloc") as u64;
+        }
+        let got: BTreeMap<(u32, String), [u64; 3]> = query(&[
+            "outstanding-at-end",
+            "-p",
+            "limit=100000",
+            "-p",
+            &format!("group={group}"),
+        ])
+        .iter()
+        .map(|g| {
+            (
+                (i(&g["pid"]) as u32, row_key(1, group, g)),
+                ["blocks", "bytes", "via_realloc"].map(|c| i(&g[c]) as u64),
+            )
+        })
+        .collect();
+        assert_eq!(got, want, "group={group}");
+    }
     // Rows name the call site, as the manifest does.
     let top = query(&["outstanding-at-end", "-p", "limit=1"]);
     let site = m
@@ -711,54 +888,79 @@ fn heap_inventory() {
 #[test]
 fn capture_diff() {
     // The two nights are runs of one program (same modules and call-site RVAs, other
-    // bases, pids and handles): rows are matched by (process identity, call site), and
-    // the numbers are the manifests' per-site counts.
+    // bases, pids and handles): rows are matched by (process identity, call site, whole
+    // stack or module), and the numbers are the manifests' per-site counts.
     let f = fixture();
-    let mut want: BTreeMap<(String, String), [i64; 7]> = BTreeMap::new();
-    for (col, m) in f.manifests.iter().enumerate() {
-        for p in &m.processes {
-            for site in &p.sites {
-                if site.allocs + site.reallocs == 0 {
-                    continue;
+    for group in GROUPS {
+        let mut want: BTreeMap<(String, String), [i64; 7]> = BTreeMap::new();
+        for (col, m) in f.manifests.iter().enumerate() {
+            for p in &m.processes {
+                for site in &p.sites {
+                    if site.allocs + site.reallocs == 0 {
+                        continue;
+                    }
+                    let key = match group {
+                        "stack" => site.frames.join(" <- "),
+                        "module" => site.call_site.split('+').next().unwrap().to_string(),
+                        _ => site.call_site.clone(),
+                    };
+                    let e = want.entry((p.identity.clone(), key)).or_default();
+                    e[col] += site.reallocs as i64;
+                    e[2] += if col == 1 { 1 } else { -1 } * site.reallocs as i64;
+                    e[3 + col] += site.moves as i64;
+                    e[5 + col] += site.bytes_copied as i64;
                 }
-                let e = want
-                    .entry((p.identity.clone(), site.call_site.clone()))
-                    .or_default();
-                e[col] += site.reallocs as i64;
-                e[2] += if col == 1 { 1 } else { -1 } * site.reallocs as i64;
-                e[3 + col] += site.moves as i64;
-                e[5 + col] += site.bytes_copied as i64;
             }
         }
-    }
-    let got: BTreeMap<(String, String), [i64; 7]> = query(&[
-        "capture-diff",
-        "-p",
-        "group=call_site",
-        "-p",
-        "limit=100000",
-    ])
-    .iter()
-    .map(|g| {
-        (
+        let got: BTreeMap<(String, String), [i64; 7]> = query(&[
+            "capture-diff",
+            "-p",
+            &format!("group={group}"),
+            "-p",
+            "limit=100000",
+        ])
+        .iter()
+        .map(|g| {
+            let key = if group == "stack" { "stack" } else { "site" };
             (
-                g["process"].as_str().unwrap().to_string(),
-                g["site"].as_str().unwrap().to_string(),
-            ),
-            [
-                "reallocs_a",
-                "reallocs_b",
-                "reallocs_change",
-                "moves_a",
-                "moves_b",
-                "bytes_copied_a",
-                "bytes_copied_b",
-            ]
-            .map(|k| i(&g[k])),
-        )
-    })
-    .collect();
-    assert_eq!(got, want);
+                (
+                    g["process"].as_str().unwrap().to_string(),
+                    g[key].as_str().unwrap().to_string(),
+                ),
+                [
+                    "reallocs_a",
+                    "reallocs_b",
+                    "reallocs_change",
+                    "moves_a",
+                    "moves_b",
+                    "bytes_copied_a",
+                    "bytes_copied_b",
+                ]
+                .map(|k| i(&g[k])),
+            )
+        })
+        .collect();
+        assert_eq!(got, want, "group={group}");
+    }
+    // The old names of the groups still work: site is stack, call_site is function.
+    for (old, new) in [("site", "stack"), ("call_site", "function")] {
+        assert_eq!(
+            query(&[
+                "capture-diff",
+                "-p",
+                &format!("group={old}"),
+                "-p",
+                "limit=50"
+            ]),
+            query(&[
+                "capture-diff",
+                "-p",
+                &format!("group={new}"),
+                "-p",
+                "limit=50"
+            ])
+        );
+    }
     // Every ReAlloc of each night is in some row (independent of the manifests' sites).
     for (col, key) in [(0usize, "reallocs_a"), (1, "reallocs_b")] {
         let total: i64 = query(&["capture-diff", "-p", "limit=100000"])
@@ -838,6 +1040,30 @@ fn address_history() {
     let want: Vec<(String, String)> = want.iter().map(|w| (w.1.clone(), w.2.clone())).collect();
     assert!(want.len() >= 3);
     assert_eq!(got, want);
+    // Each event with a stack names its call site and its whole stack.
+    let rows = query(&[
+        "address-history",
+        "-p",
+        &format!("address=0x{addr:x}"),
+        "-p",
+        "capture=2",
+    ]);
+    let with_stack: Vec<&Value> = rows.iter().filter(|g| !g["stack_id"].is_null()).collect();
+    assert!(!with_stack.is_empty());
+    for g in with_stack {
+        let site = group_key(
+            1,
+            "function",
+            i(&g["pid"]) as u32,
+            Some(i(&g["stack_id"])),
+            0,
+        );
+        assert_eq!(g["site"].as_str().unwrap(), site);
+        assert!(g["stack"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(" <- {site}")));
+    }
     // Without the required address the report refuses to run.
     let f = fixture();
     let out = Command::new(common::heapdb_bin())
@@ -1121,8 +1347,9 @@ fn reports_and_schema_listings() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 19);
+    assert_eq!(names.len(), 20);
     for want in [
+        "symbol-status",
         "top-realloc-sites",
         "move-ratio",
         "growth-chains",
@@ -1260,7 +1487,13 @@ fn lifetimes_by_wpa_class() {
             e[2 * class] += 1;
             e[2 * class + 1] += b.size.unwrap_or(0);
         }
-        let mut args = vec!["lifetimes".to_string(), "-p".into(), "limit=100000".into()];
+        let mut args = vec![
+            "lifetimes".to_string(),
+            "-p".into(),
+            "limit=100000".into(),
+            "-p".into(),
+            "group=stack".into(),
+        ];
         if let Some((a, b)) = window {
             args.extend([
                 "-p".into(),
@@ -1314,6 +1547,66 @@ fn lifetimes_by_wpa_class() {
         // Sorted by the window's net contribution.
         let nets: Vec<i64> = got_rows.iter().map(|g| i(&g["net_bytes"])).collect();
         assert!(nets.windows(2).all(|w| w[0] >= w[1]));
+        // Every group: the same blocks summed per (process, call site / stack / module);
+        // blocks from before the trace stay apart, per heap (or stack).
+        for group in GROUPS {
+            let mut want: BTreeMap<(u32, String), [u64; 8]> = BTreeMap::new();
+            for b in &f.blocks[1] {
+                let alive =
+                    b.start_ns.is_none_or(|s| s < t_to) && b.end_ns.is_none_or(|e| e >= t_from);
+                if !alive {
+                    continue;
+                }
+                let class = match (
+                    b.start_ns.is_some_and(|s| s >= t_from),
+                    b.end_ns.is_some_and(|e| e < t_to),
+                ) {
+                    (true, true) => 0,
+                    (true, false) => 1,
+                    (false, true) => 2,
+                    (false, false) => 3,
+                };
+                let key = if in_trace(b) {
+                    group_key(1, group, b.pid, b.stack_id, b.heap)
+                } else {
+                    match b.stack_id {
+                        Some(s) => format!("(before the trace) stack {s}"),
+                        None => format!("(before the trace) heap 0x{:x}", b.heap),
+                    }
+                };
+                let e = want.entry((b.pid, key)).or_default();
+                e[2 * class] += 1;
+                e[2 * class + 1] += b.size.unwrap_or(0);
+            }
+            let gparam = format!("group={group}");
+            let mut gargs = args.clone();
+            *gargs.iter_mut().find(|a| **a == "group=stack").unwrap() = &gparam;
+            let got: BTreeMap<(u32, String), [u64; 8]> = query(&gargs)
+                .iter()
+                .map(|g| {
+                    let key = if g["site"].as_str() == Some("(before the trace)") {
+                        g["site_key"].as_str().unwrap().to_string()
+                    } else {
+                        row_key(1, group, g)
+                    };
+                    (
+                        (i(&g["pid"]) as u32, key),
+                        [
+                            "aifi_blocks",
+                            "aifi_bytes",
+                            "aifo_blocks",
+                            "aifo_bytes",
+                            "aofi_blocks",
+                            "aofi_bytes",
+                            "aofo_blocks",
+                            "aofo_bytes",
+                        ]
+                        .map(|c| i(&g[c]) as u64),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "group={group} window {window:?}");
+        }
     }
 }
 
@@ -1322,7 +1615,7 @@ fn peak_usage_matches_the_synthesizer() {
     let f = fixture();
     let (start, _, _) = times();
     let m = &f.manifests[1].lifetimes;
-    let got = query(&["peak-usage", "-p", "sites=3"]);
+    let got = query(&["peak-usage", "-p", "sites=3", "-p", "group=stack"]);
     for p in &m.peaks {
         let rows: Vec<&Value> = got
             .iter()
@@ -1361,6 +1654,45 @@ fn peak_usage_matches_the_synthesizer() {
             .map(|r| (i(&r["site_bytes"]) as u64, i(&r["stack_id"])))
             .collect();
         assert_eq!(got_sites, top[..top.len().min(3)].to_vec(), "pid {}", p.pid);
+    }
+    // Every group: who held the peak, summed per (call site / stack / module).
+    for group in GROUPS {
+        let got = query(&[
+            "peak-usage",
+            "-p",
+            "sites=100000",
+            "-p",
+            &format!("group={group}"),
+        ]);
+        for p in &m.peaks {
+            let Some(t) = p.peak_time_ns else {
+                continue;
+            };
+            let mut want: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            for b in f.blocks[1].iter().filter(|b| {
+                b.pid == p.pid
+                    && in_trace(b)
+                    && b.start_ns.unwrap() <= t
+                    && b.end_ns.is_none_or(|e| e > t)
+            }) {
+                let e = want
+                    .entry(group_key(1, group, b.pid, b.stack_id, b.heap))
+                    .or_default();
+                e.0 += 1;
+                e.1 += b.size.unwrap();
+            }
+            let have: BTreeMap<String, (u64, u64)> = got
+                .iter()
+                .filter(|g| i(&g["pid"]) as u32 == p.pid)
+                .map(|g| {
+                    (
+                        row_key(1, group, g),
+                        (i(&g["site_blocks"]) as u64, i(&g["site_bytes"]) as u64),
+                    )
+                })
+                .collect();
+            assert_eq!(have, want, "group={group} pid {}", p.pid);
+        }
     }
     // A process that exited mid-trace has nothing outstanding at the end.
     for x in &m.process_exits {
@@ -1430,6 +1762,50 @@ fn outstanding_size_over_time() {
     assert!(by_site
         .iter()
         .all(|g| g["series"].as_str().unwrap().contains("+0x")));
+    // Every group, every series: the truth's outstanding bytes per bucket, summed per
+    // (process, call site / stack / module).
+    for group in GROUPS {
+        let mut want: BTreeMap<(u32, String, i64), [u64; 2]> = BTreeMap::new();
+        for x in f.blocks[1].iter().filter(|x| in_trace(x)) {
+            let key = group_key(1, group, x.pid, x.stack_id, x.heap);
+            let sb = bucket(x.start_ns.unwrap());
+            let eb = x.end_ns.map(bucket);
+            for b in sb..eb.unwrap_or(n) {
+                let e = want.entry((x.pid, key.clone(), b)).or_default();
+                e[0] += x.size.unwrap();
+                e[1] += 1;
+            }
+        }
+        let got: BTreeMap<(u32, String, i64), [u64; 2]> = query(&[
+            "outstanding-size",
+            "-p",
+            "buckets=10",
+            "-p",
+            "by=site",
+            "-p",
+            "top=100000",
+            "-p",
+            &format!("group={group}"),
+        ])
+        .iter()
+        .filter(|g| i(&g["outstanding_blocks"]) > 0)
+        .map(|g| {
+            let key = if group == "stack" {
+                format!("stack:{}", i(&g["stack_id"]))
+            } else {
+                g["series"].as_str().unwrap().to_string()
+            };
+            (
+                (i(&g["pid"]) as u32, key, i(&g["bucket"])),
+                [
+                    i(&g["outstanding_bytes"]) as u64,
+                    i(&g["outstanding_blocks"]) as u64,
+                ],
+            )
+        })
+        .collect();
+        assert_eq!(got, want, "group={group}");
+    }
 }
 
 #[test]
@@ -1465,7 +1841,7 @@ fn leak_suspects_rank_steady_growth() {
         e.2.insert((b.start_ns.unwrap() - t_from) * slices / (t_to - t_from));
         e.3 += grew.contains(&(b.pid, b.address, b.start_ns.unwrap())) as u64;
     }
-    let got = query(&["leak-suspects", "-p", "limit=100000"]);
+    let got = query(&["leak-suspects", "-p", "limit=100000", "-p", "group=stack"]);
     assert_eq!(got.len(), want.len());
     for g in &got {
         let w = &want[&(i(&g["pid"]) as u32, i(&g["stack_id"]))];
@@ -1485,6 +1861,46 @@ fn leak_suspects_rank_steady_growth() {
         );
     }
     assert!(want.values().any(|w| w.3 > 0), "some chains only grew");
+    // Every group: blocks, bytes and chains add up; slices are those of any stack.
+    for group in GROUPS {
+        let mut want: BTreeMap<(u32, String), (u64, u64, std::collections::BTreeSet<i64>, u64)> =
+            BTreeMap::new();
+        for b in &aifo {
+            let e = want
+                .entry((b.pid, group_key(1, group, b.pid, b.stack_id, b.heap)))
+                .or_default();
+            e.0 += 1;
+            e.1 += b.size.unwrap();
+            e.2.insert((b.start_ns.unwrap() - t_from) * slices / (t_to - t_from));
+            e.3 += grew.contains(&(b.pid, b.address, b.start_ns.unwrap())) as u64;
+        }
+        let want: BTreeMap<(u32, String), [u64; 4]> = want
+            .into_iter()
+            .map(|(k, w)| (k, [w.0, w.1, w.2.len() as u64, w.3]))
+            .collect();
+        let got: BTreeMap<(u32, String), [u64; 4]> = query(&[
+            "leak-suspects",
+            "-p",
+            "limit=100000",
+            "-p",
+            &format!("group={group}"),
+        ])
+        .iter()
+        .map(|g| {
+            (
+                (i(&g["pid"]) as u32, row_key(1, group, g)),
+                [
+                    "aifo_blocks",
+                    "aifo_bytes",
+                    "slices_growing",
+                    "growing_chains",
+                ]
+                .map(|c| i(&g[c]) as u64),
+            )
+        })
+        .collect();
+        assert_eq!(got, want, "group={group}");
+    }
     let scores: Vec<i64> = got.iter().map(|g| i(&g["score"])).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]));
 }
@@ -1494,13 +1910,7 @@ fn leak_suspects_rank_steady_growth() {
 #[test]
 fn live_bytes_per_call_site_across_nights() {
     let f = fixture();
-    let got = query(&[
-        "capture-diff",
-        "-p",
-        "group=call_site",
-        "-p",
-        "limit=100000",
-    ]);
+    let got = query(&["capture-diff", "-p", "group=function", "-p", "limit=100000"]);
     for (night, col) in [(0usize, "live_bytes_a"), (1, "live_bytes_b")] {
         let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
         for s in &f.manifests[night].lifetimes.live_at_end_by_site {
@@ -1530,7 +1940,7 @@ fn live_bytes_per_call_site_across_nights() {
         "-p",
         "metric=live_bytes",
         "-p",
-        "group=call_site",
+        "group=function",
         "-p",
         "limit=1",
     ]);
@@ -1551,4 +1961,293 @@ fn live_bytes_per_call_site_across_nights() {
             i(&row["live_bytes_b"]) as f64
         ]
     );
+}
+
+/// trend's series, per group, are capture-diff's numbers of each night.
+#[test]
+fn trend_groups_follow_capture_diff() {
+    for group in GROUPS {
+        let key = if group == "stack" { "stack" } else { "site" };
+        let diff: BTreeMap<(String, String), Vec<f64>> = query(&[
+            "capture-diff",
+            "-p",
+            &format!("group={group}"),
+            "-p",
+            "limit=100000",
+        ])
+        .iter()
+        .map(|g| {
+            (
+                (
+                    g["process"].as_str().unwrap().to_string(),
+                    g[key].as_str().unwrap().to_string(),
+                ),
+                vec![i(&g["reallocs_a"]) as f64, i(&g["reallocs_b"]) as f64],
+            )
+        })
+        .collect();
+        let trend: BTreeMap<(String, String), Vec<f64>> = query(&[
+            "trend",
+            "-p",
+            &format!("group={group}"),
+            "-p",
+            "limit=100000",
+        ])
+        .iter()
+        .map(|g| {
+            (
+                (
+                    g["process"].as_str().unwrap().to_string(),
+                    g[key].as_str().unwrap().to_string(),
+                ),
+                g["series"]
+                    .as_str()
+                    .unwrap()
+                    .split(' ')
+                    .map(|x| x.parse().unwrap())
+                    .collect(),
+            )
+        })
+        .collect();
+        assert!(diff.len() >= 5, "group={group}");
+        assert_eq!(trend, diff, "group={group}");
+    }
+}
+
+/// Symbolization names call sites (tests/symbols.rs tests how); here two stacks of one
+/// process are given the same call-site function by hand, standing in for it: under
+/// group=function they are one row, under group=stack two, and group=module sums by
+/// the caller module given to them.
+#[test]
+fn named_call_sites_group_by_function() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("named.db");
+    let src =
+        rusqlite::Connection::open_with_flags(&f.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    src.execute("VACUUM INTO ?1", [db.to_str().unwrap()])
+        .unwrap();
+    drop(src);
+    // The process with the most reallocs in the latest capture, and its two busiest stacks.
+    let mut per: BTreeMap<(u32, i64), u64> = BTreeMap::new();
+    for r in reallocs(1) {
+        *per.entry((r.pid, r.stack.unwrap())).or_default() += 1;
+    }
+    let mut by_pid: BTreeMap<u32, u64> = BTreeMap::new();
+    for ((pid, _), n) in &per {
+        *by_pid.entry(*pid).or_default() += n;
+    }
+    let pid = *by_pid.iter().max_by_key(|(p, n)| (**n, **p)).unwrap().0;
+    let mut stacks: Vec<(u64, i64)> = per
+        .iter()
+        .filter(|((p, _), _)| *p == pid)
+        .map(|((_, s), n)| (*n, *s))
+        .collect();
+    stacks.sort_by(|a, b| b.cmp(a));
+    let (a, b) = (stacks[0].1, stacks[1].1);
+    let name = "app.exe!JsonWriter::Grow";
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let n = c
+        .execute(
+            "UPDATE sites SET call_function = ?1, function_site_id = -site_id, caller_module = 'json.dll'
+             WHERE site_id IN (SELECT site_id FROM capture_stacks
+                               WHERE capture_id = 2 AND pid = ?2 AND stack_id IN (?3, ?4))",
+            rusqlite::params![name, pid, a, b],
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    drop(c);
+    let process = f.manifests[1]
+        .processes
+        .iter()
+        .find(|p| p.pid == pid)
+        .unwrap()
+        .identity
+        .clone();
+    // (report, extra parameters, the column that adds up, rows of the process by pid or
+    // by identity)
+    let reports: [(&str, &[&str], &str, bool); 8] = [
+        ("top-realloc-sites", &[], "reallocs", true),
+        ("shrinks", &[], "bytes_returned", true),
+        ("outstanding-at-end", &[], "bytes", true),
+        ("leak-suspects", &[], "aifo_bytes", true),
+        ("lifetimes", &[], "aifi_blocks", true),
+        ("peak-usage", &["-p", "sites=100000"], "site_bytes", true),
+        ("capture-diff", &[], "reallocs_b", false),
+        ("trend", &[], "last_value", false),
+    ];
+    for (report, extra, col, by_pid) in reports {
+        let rows = |group: &str| -> Vec<Value> {
+            let mut args = vec![report];
+            if report != "peak-usage" {
+                args.extend(["-p", "limit=100000"]);
+            }
+            args.extend_from_slice(extra);
+            let g = format!("group={group}");
+            args.extend(["-p", g.as_str()]);
+            query_on(&db, &args)
+                .into_iter()
+                .filter(|r| {
+                    if by_pid {
+                        i(&r["pid"]) as u32 == pid
+                    } else {
+                        r["process"].as_str() == Some(&process)
+                    }
+                })
+                .collect()
+        };
+        let v = |r: &Value| r[col].as_f64().unwrap_or(0.0);
+        let stack_rows: Vec<Value> = rows("stack")
+            .into_iter()
+            .filter(|r| r["site"].as_str() == Some(name))
+            .collect();
+        let sum: f64 = stack_rows.iter().map(v).sum();
+        if report == "top-realloc-sites" || report == "capture-diff" || report == "trend" {
+            assert_eq!(stack_rows.len(), 2, "{report}: two stacks, two rows");
+            assert!(sum > 0.0);
+        }
+        let function_rows: Vec<Value> = rows("function")
+            .into_iter()
+            .filter(|r| r["site"].as_str() == Some(name))
+            .collect();
+        let module_rows: Vec<Value> = rows("module")
+            .into_iter()
+            .filter(|r| r["site"].as_str() == Some("json.dll"))
+            .collect();
+        if stack_rows.is_empty() {
+            assert!(
+                function_rows.is_empty() && module_rows.is_empty(),
+                "{report}"
+            );
+            continue;
+        }
+        assert_eq!(function_rows.len(), 1, "{report}: one row for the function");
+        assert_eq!(
+            v(&function_rows[0]),
+            sum,
+            "{report}: group=function adds up"
+        );
+        if by_pid {
+            assert_eq!(
+                i(&function_rows[0]["stacks"]),
+                stack_rows.len() as i64,
+                "{report}"
+            );
+        }
+        assert_eq!(module_rows.len(), 1, "{report}: one row for the module");
+        assert_eq!(v(&module_rows[0]), sum, "{report}: group=module adds up");
+        // Under group=stack the two rows are told apart by their stack's identity.
+        if stack_rows.len() == 2 {
+            assert_ne!(
+                stack_rows[0]["site_key"], stack_rows[1]["site_key"],
+                "{report}"
+            );
+        }
+    }
+}
+
+#[test]
+fn symbol_status_lists_the_pdbs_to_fetch() {
+    let f = fixture();
+    let rows = query(&["symbol-status"]);
+    // Before symbolization every PDB is pending, and the PDBs of the call sites'
+    // modules (the executables, heapdemo.dll) would name every call site.
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["status"] == "pending"), "{rows:#?}");
+    let mut want: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for m in &f.manifests {
+        for p in &m.processes {
+            for s in p.sites.iter().filter(|s| s.allocs + s.reallocs > 0) {
+                want.entry(s.call_site.split('+').next().unwrap().to_string())
+                    .or_default()
+                    .insert(s.frames.join(" "));
+            }
+        }
+    }
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &rows {
+        *got.entry(r["modules"].as_str().unwrap().to_string())
+            .or_default() += i(&r["unnamed"]) as u64;
+        assert_eq!(i(&r["named"]), 0);
+        assert_eq!(i(&r["call_sites"]), i(&r["unnamed"]));
+    }
+    for (exe, sites) in &want {
+        assert!(got[exe] >= sites.len() as u64, "{exe}");
+    }
+    for sys in ["ntdll.dll", "ucrtbase.dll"] {
+        assert_eq!(
+            got.get(sys).copied().unwrap_or(0),
+            0,
+            "{sys}: no call site there"
+        );
+    }
+    // The busiest PDB to fetch comes first.
+    let ev: Vec<i64> = rows.iter().map(|r| i(&r["unnamed_events"])).collect();
+    assert!(ev.windows(2).all(|w| w[0] >= w[1]));
+    assert!(ev[0] > 0);
+}
+
+/// Without stacks, every group keeps one row per (process, heap), named by the heap.
+#[test]
+fn without_stacks_sites_are_heaps_in_every_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let caps = dir.path().join("caps");
+    std::fs::create_dir_all(&caps).unwrap();
+    let opts = Options {
+        events_per_file: 10_000,
+        stacks: StackMode::None,
+        processes: 3,
+        seed: 77,
+        ..Options::default()
+    };
+    let mut truth = Vec::new();
+    generate_file_with_truth(&caps.join("n.etl"), &opts, 0, Some(&mut truth), None).unwrap();
+    let db = dir.path().join("n.db");
+    let out = Command::new(common::heapdb_bin())
+        .args(["ingest", "--quiet", "--db"])
+        .arg(&db)
+        .arg(&caps)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut want: BTreeMap<(u32, String), [u64; 2]> = BTreeMap::new();
+    for t in &truth {
+        if let HeapRecord::ReAlloc {
+            heap,
+            new_size,
+            old_size,
+            ..
+        } = t.record
+        {
+            let e = want
+                .entry((t.info.pid, format!("heap 0x{heap:x}")))
+                .or_default();
+            e[0] += 1;
+            e[1] += new_size.saturating_sub(old_size);
+        }
+    }
+    assert!(!want.is_empty());
+    for group in GROUPS {
+        let got: BTreeMap<(u32, String), [u64; 2]> = query_on(
+            &db,
+            &[
+                "top-realloc-sites",
+                "-p",
+                "limit=100000",
+                "-p",
+                &format!("group={group}"),
+            ],
+        )
+        .iter()
+        .map(|g| {
+            assert!(g["stack_id"].is_null() && i(&g["stacks"]) == 0);
+            (
+                (i(&g["pid"]) as u32, g["site"].as_str().unwrap().to_string()),
+                [i(&g["reallocs"]) as u64, i(&g["bytes_grown"]) as u64],
+            )
+        })
+        .collect();
+        assert_eq!(got, want, "group={group}");
+    }
 }

@@ -54,6 +54,7 @@ const FILES: &[&str] = &[
     include_str!("../../queries/trend.sql"),
     include_str!("../../queries/address-history.sql"),
     include_str!("../../queries/data-quality.sql"),
+    include_str!("../../queries/symbol-status.sql"),
 ];
 
 /// Parses a report's header comment.
@@ -188,7 +189,7 @@ mod tests {
     #[test]
     fn every_report_has_a_header_and_its_params_are_used() {
         let all = all();
-        assert_eq!(all.len(), 19);
+        assert_eq!(all.len(), 20);
         for r in &all {
             assert!(!r.question.is_empty(), "{}", r.name);
             for p in &r.params {
@@ -225,6 +226,6 @@ mod tests {
         let mut names: Vec<_> = all.iter().map(|r| r.name.clone()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 20);
     }
 }

@@ -173,6 +173,8 @@ pub struct SiteStats {
     /// The first frame in the program's own code (after the heap's and the CRT's): for a
     /// site through heapdemo, heapdemo's `heap_realloc` frame.
     pub call_site: String,
+    /// The stack id its events carry in this capture (the frames' absolute addresses).
+    pub stack_id: i64,
     /// Allocs (not the internal Alloc of a moving ReAlloc) and ReAllocs of blocks
     /// allocated here, as written (lost Allocs are not counted; see `lifetimes`).
     pub allocs: u64,

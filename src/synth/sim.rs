@@ -117,6 +117,7 @@ impl<'t, W: Write + io::Seek> Gen<'t, W> {
                 .map(|(s, ps): (&Site, _)| SiteStats {
                     frames: s.module_frames.clone(),
                     call_site: s.call_site().to_string(),
+                    stack_id: s.stack_id,
                     demo: ps.demo.map(|d| DemoSiteTruth {
                         module: d.build.image_name.to_string(),
                         build: d.build.label.to_string(),
