@@ -852,3 +852,55 @@ fn upgrading_from_schema_3_gives_stacks_their_site() {
         want
     );
 }
+
+#[test]
+fn two_images_claiming_one_pdb_identity_share_it_and_nothing_breaks() {
+    let st = setup(&[]);
+    // A GUID collision: ucrtbase.dll's records claim heapdemo's PDB identity (a copied
+    // or forged image). Both modules map to one PDB row; ucrtbase's frames are looked
+    // up in it, and addresses outside its functions stay unnamed.
+    Connection::open(&st.db)
+        .unwrap()
+        .execute(
+            "UPDATE images SET (pdb_guid, pdb_age, pdb_path) =
+                 (SELECT pdb_guid, pdb_age, pdb_path FROM images WHERE name = 'heapdemo.dll' LIMIT 1)
+             WHERE name = 'ucrtbase.dll'",
+            [],
+        )
+        .unwrap();
+    let o = run(
+        &[
+            "symbolize",
+            "--db",
+            s(&st.db),
+            "--symbols",
+            &fixture_dir("x64"),
+        ],
+        &st.cache,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(
+        common::q(
+            &st.db,
+            "SELECT count(*) FROM pdbs WHERE name = 'heapdemo.pdb'"
+        ),
+        1
+    );
+    assert_eq!(
+        common::q(
+            &st.db,
+            "SELECT count(DISTINCT pdb_id) FROM images WHERE name IN ('heapdemo.dll', 'ucrtbase.dll')"
+        ),
+        1
+    );
+    // ucrtbase's frames (RVA 0x21f40, far outside heapdemo's 16 KB) found no function.
+    assert!(
+        common::q(
+            &st.db,
+            "SELECT count(*) FROM site_frames_v WHERE module = 'ucrtbase.dll' AND function IS NULL AND frame LIKE 'ucrtbase.dll+0x%'"
+        ) > 0
+    );
+    assert!(common::q(&st.db, "SELECT count(*) FROM symbols WHERE name IS NULL") > 0);
+    check_frames_against_llvm(&st.db, &["x64"]);
+    assert_eq!(one(&st.db, "PRAGMA quick_check"), "ok");
+}
