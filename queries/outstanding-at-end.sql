@@ -37,19 +37,12 @@ live AS (
 ),
 -- Each (process, stack) named by its call site: site_key is what a row is.
 named AS (
-    SELECT a.*, si.site_id,
-           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
-                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
-                WHEN :group = 'stack' THEN CAST(coalesce(si.function_site_id, si.site_id) AS TEXT)
-                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
-                ELSE coalesce(si.call_function, si.call_site) END AS site_key,
-           CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap)
-                WHEN si.site_id IS NULL THEN 'stack ' || a.stack_id
-                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
-                ELSE coalesce(si.call_function, si.call_site) END AS site
+    SELECT a.*, g.site_id,
+           coalesce(g.site_key, CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap) ELSE 'stack ' || a.stack_id END) AS site_key,
+           coalesce(g.site, CASE WHEN a.stack_id IS NULL THEN printf('heap 0x%x', a.heap) ELSE 'stack ' || a.stack_id END) AS site
     FROM live a
-    LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = a.pid AND cs.stack_id = a.stack_id
-    LEFT JOIN sites si ON si.site_id = cs.site_id
+    LEFT JOIN stack_groups_v g ON g.capture_id = (SELECT id FROM cap) AND g.pid = a.pid
+                              AND g.stack_id = a.stack_id AND g.grp = :group
 ),
 ranked AS (
     SELECT n.*, row_number() OVER (PARTITION BY n.pid, n.site_key ORDER BY n.bytes DESC, n.stack_id) AS rn

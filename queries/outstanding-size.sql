@@ -46,19 +46,12 @@ se0 AS (
 ),
 -- by=site: each (process, stack) named by its call site; site_key is what a series is.
 named AS (
-    SELECT a.pid, a.k AS stack_id, sum(a.bytes) AS bytes, si.site_id,
-           CASE WHEN a.k IS NULL THEN '(no stack)'
-                WHEN si.site_id IS NULL THEN 'stack ' || a.k
-                WHEN :group = 'stack' THEN CAST(coalesce(si.function_site_id, si.site_id) AS TEXT)
-                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
-                ELSE coalesce(si.call_function, si.call_site) END AS site_key,
-           CASE WHEN a.k IS NULL THEN '(no stack)'
-                WHEN si.site_id IS NULL THEN 'stack ' || a.k
-                WHEN :group = 'module' THEN coalesce(si.caller_module, '(outside any image)')
-                ELSE coalesce(si.call_function, si.call_site) END AS site
+    SELECT a.pid, a.k AS stack_id, sum(a.bytes) AS bytes, g.site_id,
+           coalesce(g.site_key, CASE WHEN a.k IS NULL THEN '(no stack)' ELSE 'stack ' || a.k END) AS site_key,
+           coalesce(g.site, CASE WHEN a.k IS NULL THEN '(no stack)' ELSE 'stack ' || a.k END) AS site
     FROM se0 a
-    LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = a.pid AND cs.stack_id = a.k
-    LEFT JOIN sites si ON si.site_id = cs.site_id
+    LEFT JOIN stack_groups_v g ON g.capture_id = (SELECT id FROM cap) AND g.pid = a.pid
+                              AND g.stack_id = a.k AND g.grp = :group
     WHERE :by = 'site'
     GROUP BY a.pid, a.k
 ),

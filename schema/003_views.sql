@@ -86,6 +86,23 @@ LEFT JOIN heap_opcodes o ON o.opcode = e.opcode
 LEFT JOIN sources s ON s.source = e.source
 LEFT JOIN process_names p ON p.capture_id = e.capture_id AND p.pid = e.pid;
 
+-- Each stack of each capture with what the site reports group it by, one row per
+-- grouping (`grp`, the reports' --param group): 'function' keys the call site by
+-- function (module!function once symbolized, else module+0xRVA); 'stack' the whole
+-- stack's identity (by function once symbolized: the same across rebuilds); 'module'
+-- the calling module. `site` is the name a report shows.
+DROP VIEW IF EXISTS stack_groups_v;
+CREATE VIEW stack_groups_v AS
+SELECT cs.capture_id, cs.pid, cs.stack_id, si.site_id, g.grp,
+       CASE g.grp WHEN 'stack' THEN CAST(coalesce(si.function_site_id, si.site_id) AS TEXT)
+                  WHEN 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                  ELSE coalesce(si.call_function, si.call_site) END AS site_key,
+       CASE g.grp WHEN 'module' THEN coalesce(si.caller_module, '(outside any image)')
+                  ELSE coalesce(si.call_function, si.call_site) END AS site
+FROM capture_stacks cs
+JOIN sites si ON si.site_id = cs.site_id
+CROSS JOIN (SELECT 'function' AS grp UNION ALL SELECT 'stack' UNION ALL SELECT 'module') g;
+
 -- Frames of each site, innermost first, named as in stack_frames_v: `frame` is
 -- module!function+0xOFF (offset from the return address, as debuggers print it) when
 -- the PDB named it, else module+0xRVA (or the address outside every image).

@@ -515,8 +515,8 @@ mod tests {
         assert!(views_current(&c).unwrap(), "a second open writes nothing");
         assert_eq!(
             view_statements().len(),
-            13,
-            "six views of events plus site_stats_v, site_frames_v, capture_labels_v, blocks_v, process_usage_v, pdbs_v, sites_v"
+            14,
+            "six views of events plus site_stats_v, site_frames_v, capture_labels_v, blocks_v, process_usage_v, pdbs_v, sites_v, stack_groups_v"
         );
         let v: i32 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
