@@ -35,6 +35,11 @@ fn docs_in(sql: &str, name: &str) -> (String, Vec<(String, String)>) {
     };
     let mut doc = Vec::new();
     let mut i = at;
+    // Views are preceded by their `DROP VIEW IF EXISTS` (they are recreated on every
+    // upgrade): the comment is above that.
+    if i > 0 && lines[i - 1].trim_start().starts_with("DROP VIEW") {
+        i -= 1;
+    }
     while i > 0 && lines[i - 1].trim_start().starts_with("--") {
         i -= 1;
         doc.push(lines[i].trim_start().trim_start_matches('-').trim());
@@ -118,6 +123,11 @@ mod tests {
                 assert!(!c.doc.is_empty(), "{}.{} undocumented", o.name, c.name);
             }
         }
+        for o in objs.iter().filter(|o| o.kind == "view") {
+            assert!(!o.doc.is_empty(), "view {} undocumented", o.name);
+        }
+        let frames = objs.iter().find(|o| o.name == "stack_frames_v").unwrap();
+        assert!(frames.doc.contains("module!function+0xOFF"), "{}", frames.doc);
         assert!(objs.iter().any(|o| o.name == "reallocs_v"
             && o.kind == "view"
             && o.columns.iter().any(|c| c.name == "new_address_hex")));
