@@ -23,6 +23,10 @@
 --                         buffer held back beyond the reorder window): their lifetimes
 --                         may be wrong
 -- NULL in those columns: the capture was stored before lifetimes existed (`heapdb repair`).
+-- From symbolization (docs/symbols.md): pdbs_loaded, pdbs_not_found, pdbs_unusable (a
+-- PDB found that did not match its image, or could not be read): the PDBs this
+-- capture's images name; `heapdb query symbol-status` says which and why. NULL status
+-- ('pending') counts as not found until `heapdb symbolize` has run.
 -- notes: the same in plain words, empty when nothing needs saying.
 WITH caps AS (SELECT capture_id FROM captures WHERE :capture IS NULL OR capture_id = :capture),
 k AS (
@@ -69,7 +73,13 @@ q AS (
            CASE WHEN c.first_block_id IS NOT NULL THEN coalesce(k.lost_frees, 0) END AS lost_frees,
            CASE WHEN c.first_block_id IS NOT NULL THEN coalesce(k.heap_destroyed, 0) END AS blocks_heap_destroyed,
            CASE WHEN c.first_block_id IS NOT NULL THEN coalesce(k.process_exited, 0) END AS blocks_process_exited,
-           c.events_out_of_order
+           c.events_out_of_order,
+           (SELECT count(*) FROM pdbs p WHERE p.status = 'loaded'
+              AND p.pdb_id IN (SELECT pdb_id FROM images i WHERE i.capture_id = c.capture_id)) AS pdbs_loaded,
+           (SELECT count(*) FROM pdbs p WHERE p.status IN ('pending', 'not_found')
+              AND p.pdb_id IN (SELECT pdb_id FROM images i WHERE i.capture_id = c.capture_id)) AS pdbs_not_found,
+           (SELECT count(*) FROM pdbs p WHERE p.status IN ('mismatch', 'error')
+              AND p.pdb_id IN (SELECT pdb_id FROM images i WHERE i.capture_id = c.capture_id)) AS pdbs_unusable
     FROM captures c
     LEFT JOIN k ON k.capture_id = c.capture_id
     LEFT JOIN n ON n.capture_id = c.capture_id
@@ -84,6 +94,7 @@ SELECT q.*,
          CASE WHEN lost_allocs > 0 THEN printf('%d blocks were freed or reallocated without an Alloc at an address already freed (lost Allocs or double frees); ', lost_allocs) ELSE '' END ||
          CASE WHEN lost_frees > 0 THEN printf('%d blocks lost their Free (a new block took the address); ', lost_frees) ELSE '' END ||
          CASE WHEN events_out_of_order > 0 THEN printf('%d events arrived out of time order: some lifetimes may be wrong; ', events_out_of_order) ELSE '' END ||
+         CASE WHEN pdbs_unusable > 0 THEN printf('%d PDBs found did not match their images or could not be read: their frames stay module+0xRVA (heapdb query symbol-status); ', pdbs_unusable) ELSE '' END ||
          CASE WHEN NOT lifetimes THEN 'no block lifetimes yet (stored by an older heapdb: run heapdb repair); ' ELSE '' END,
          '; ') AS notes
 FROM q

@@ -430,6 +430,28 @@ fn an_age_mismatch_is_reported_once_and_never_gives_a_wrong_name() {
         ),
         "mismatch"
     );
+    // data-quality says so in words.
+    let o = run(
+        &[
+            "query",
+            "--db",
+            s(&st.db),
+            "data-quality",
+            "--format",
+            "json",
+        ],
+        &st.cache,
+    );
+    let dq: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(dq[0]["pdbs_unusable"], 1, "{dq}");
+    assert_eq!(dq[0]["pdbs_loaded"], 0, "{dq}");
+    assert!(
+        dq[0]["notes"]
+            .as_str()
+            .unwrap()
+            .contains("1 PDBs found did not match"),
+        "{dq}"
+    );
     assert_eq!(common::q(&st.db, "SELECT count(*) FROM symbols"), 0);
     assert_eq!(
         common::q(

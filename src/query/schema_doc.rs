@@ -127,7 +127,11 @@ mod tests {
             assert!(!o.doc.is_empty(), "view {} undocumented", o.name);
         }
         let frames = objs.iter().find(|o| o.name == "stack_frames_v").unwrap();
-        assert!(frames.doc.contains("module!function+0xOFF"), "{}", frames.doc);
+        assert!(
+            frames.doc.contains("module!function+0xOFF"),
+            "{}",
+            frames.doc
+        );
         assert!(objs.iter().any(|o| o.name == "reallocs_v"
             && o.kind == "view"
             && o.columns.iter().any(|c| c.name == "new_address_hex")));
