@@ -5,7 +5,8 @@
 #     captures of every pointer size, with plain stacks, stack keys, compression and every
 #     header form (small, so the fuzzer mutates whole files);
 #   fuzz/corpus/heap_records: heap payloads cut out of those synthesized captures;
-#   fuzz/corpus/params: parameter lines and SQL text of the canned reports.
+#   fuzz/corpus/params: parameter lines and SQL text of the canned reports;
+#   fuzz/corpus/pe_info: the PE images of fixtures/symbols.
 # The shared test data is found where the tests find it: $HEAPDB_TESTDATA, else
 # ../shared/testdata next to the repository, else /work/shared/testdata.
 set -euo pipefail
@@ -72,6 +73,12 @@ for q in "$repo"/queries/*.sql; do
 done
 printf 'limit=99999999999999999999\naddress=0xffffffffffffffff\ncapture=latest\n' > "$corpus/params/edge"
 
-for d in etl_reader heap_capture heap_records params; do
+# PE images: the symbol fixtures (x64, its rebuild, x86).
+mkdir -p "$corpus/pe_info"
+for a in x64 x64-build2 x86; do
+  cp "$repo/fixtures/symbols/$a/heapdemo.dll" "$corpus/pe_info/heapdemo-$a.dll"
+done
+
+for d in etl_reader heap_capture heap_records params pe_info; do
   echo "seeded $(ls "$corpus/$d" | wc -l) files into fuzz/corpus/$d"
 done
