@@ -32,6 +32,11 @@ fn run(args: &[&str], cache: &Path) -> Output {
         .unwrap()
 }
 
+/// `heapdb symbolize --db DB --symbols PATH`.
+fn symbolize(db: &Path, path: &str, cache: &Path) -> Output {
+    run(&["symbolize", "--db", s(db), "--symbols", path], cache)
+}
+
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -311,10 +316,7 @@ fn symbolize_later_equals_ingest_with_symbols_and_reruns_do_only_what_is_missing
     );
     let empty = st.db.with_file_name("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = run(
-        &["symbolize", "--db", s(&b), "--symbols", s(&empty)],
-        &st.cache,
-    );
+    let o = symbolize(&b, s(&empty), &st.cache);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -340,7 +342,7 @@ fn symbolize_later_equals_ingest_with_symbols_and_reruns_do_only_what_is_missing
         ) > 0,
         "frames stay module+0xRVA"
     );
-    let o = run(&["symbolize", "--db", s(&b), "--symbols", &x64], &st.cache);
+    let o = symbolize(&b, &x64, &st.cache);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(err(&o).contains("1 PDB(s) loaded"), "{}", err(&o));
     let names = "SELECT site_id, call_depth, call_site, caller_module, call_function, function_site_id FROM sites ORDER BY site_id";
@@ -358,7 +360,7 @@ fn symbolize_later_equals_ingest_with_symbols_and_reruns_do_only_what_is_missing
     );
     // Again: nothing to do, nothing changes.
     let before: Vec<_> = [names, syms, frames].iter().map(|q| rows(&b, q)).collect();
-    let o = run(&["symbolize", "--db", s(&b), "--symbols", &x64], &st.cache);
+    let o = symbolize(&b, &x64, &st.cache);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(
         err(&o).contains("0 PDB(s) loaded, 1 already current")
@@ -385,7 +387,7 @@ fn symbolize_later_equals_ingest_with_symbols_and_reruns_do_only_what_is_missing
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let unnamed = common::q(&b, "SELECT count(*) FROM sites WHERE symbolized IS NULL");
     assert!(unnamed > 0);
-    let o = run(&["symbolize", "--db", s(&b), "--symbols", &x64], &st.cache);
+    let o = symbolize(&b, &x64, &st.cache);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(
         common::q(&b, "SELECT count(*) FROM sites WHERE symbolized IS NULL"),
@@ -405,16 +407,7 @@ fn an_age_mismatch_is_reported_once_and_never_gives_a_wrong_name() {
             [],
         )
         .unwrap();
-    let o = run(
-        &[
-            "symbolize",
-            "--db",
-            s(&st.db),
-            "--symbols",
-            &fixture_dir("x64"),
-        ],
-        &st.cache,
-    );
+    let o = symbolize(&st.db, &fixture_dir("x64"), &st.cache);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     let e = err(&o);
     let pdb = fixtures().join("x64/heapdemo.pdb");
@@ -490,10 +483,7 @@ fn stores_are_found_in_any_case_and_two_tier() {
     std::fs::write(two.join("index2.txt"), "").unwrap();
     for (name, store) in [("upper.db", &upper), ("two.db", &two)] {
         let db = st.copy(name);
-        let o = run(
-            &["symbolize", "--db", s(&db), "--symbols", s(store)],
-            &st.cache,
-        );
+        let o = symbolize(&db, s(store), &st.cache);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", err(&o));
         assert_eq!(
             rows(
@@ -556,10 +546,7 @@ fn pdbs_come_from_a_symbol_server_into_the_cache() {
     // Downloaded into the cache, then used from it, offline, without asking again.
     let path = format!("srv*{}*{base}", cache.display());
     let db = st.copy("srv.db");
-    let o = run(
-        &["symbolize", "--db", s(&db), "--symbols", &path],
-        &st.cache,
-    );
+    let o = symbolize(&db, &path, &st.cache);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let found_by = one(&db, "SELECT found_by FROM pdbs WHERE name = 'heapdemo.pdb'");
     assert!(
@@ -641,14 +628,12 @@ fn a_corrupt_pdb_is_reported_with_its_file_and_the_database_stays_whole() {
     let store = st.db.with_file_name("store");
     let bad = store.join(&id.name).join(id.store_key()).join(&id.name);
     let bytes = std::fs::read(&f.pdb).unwrap();
-    for (i, cut) in [bytes.len() / 2, 4096, 100].into_iter().enumerate() {
+    // Truncated at three places, and empty.
+    for (i, cut) in [bytes.len() / 2, 4096, 100, 0].into_iter().enumerate() {
         std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
         std::fs::write(&bad, &bytes[..cut]).unwrap();
         let db = st.copy(&format!("bad{i}.db"));
-        let o = run(
-            &["symbolize", "--db", s(&db), "--symbols", s(&store)],
-            &st.cache,
-        );
+        let o = symbolize(&db, s(&store), &st.cache);
         assert_eq!(o.status.code(), Some(1), "cut at {cut}: {}", err(&o));
         assert!(
             err(&o).contains(&bad.display().to_string()),
@@ -670,10 +655,7 @@ fn a_corrupt_pdb_is_reported_with_its_file_and_the_database_stays_whole() {
         assert_eq!(one(&db, "PRAGMA quick_check"), "ok");
         // The right file arrives: the next run uses it.
         std::fs::write(&bad, &bytes).unwrap();
-        let o = run(
-            &["symbolize", "--db", s(&db), "--symbols", s(&store)],
-            &st.cache,
-        );
+        let o = symbolize(&db, s(&store), &st.cache);
         assert_eq!(o.status.code(), Some(0), "{}", err(&o));
         assert_eq!(
             one(&db, "SELECT status FROM pdbs WHERE name = 'heapdemo.pdb'"),
@@ -689,16 +671,7 @@ fn symbol_paths_that_cannot_work_are_usage_errors_or_warnings() {
     let o = run(&["symbolize", "--db", s(&st.db)], &st.cache);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(err(&o).contains("no symbol path"), "{}", err(&o));
-    let o = run(
-        &[
-            "symbolize",
-            "--db",
-            s(&st.db),
-            "--symbols",
-            "https://example.com/symbols",
-        ],
-        &st.cache,
-    );
+    let o = symbolize(&st.db, "https://example.com/symbols", &st.cache);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(err(&o).contains("srv*"), "{}", err(&o));
     // A bad path is refused before anything is loaded.
@@ -719,10 +692,7 @@ fn symbol_paths_that_cannot_work_are_usage_errors_or_warnings() {
     // An entry that does not exist: a warning naming it, the rest of the path works.
     let missing = st.db.with_file_name("no-such-dir");
     let path = format!("{};{}", missing.display(), fixture_dir("x64"));
-    let o = run(
-        &["symbolize", "--db", s(&st.db), "--symbols", &path],
-        &st.cache,
-    );
+    let o = symbolize(&st.db, &path, &st.cache);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(
         err(&o).contains(&format!(
@@ -890,16 +860,7 @@ fn two_images_claiming_one_pdb_identity_share_it_and_nothing_breaks() {
             [],
         )
         .unwrap();
-    let o = run(
-        &[
-            "symbolize",
-            "--db",
-            s(&st.db),
-            "--symbols",
-            &fixture_dir("x64"),
-        ],
-        &st.cache,
-    );
+    let o = symbolize(&st.db, &fixture_dir("x64"), &st.cache);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(
         common::q(

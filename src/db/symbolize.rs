@@ -110,6 +110,7 @@ struct SymRow {
 
 struct Done {
     pdb_id: i64,
+    id: PdbId,
     outcome: Outcome,
     path: Option<String>,
     rows: Vec<SymRow>,
@@ -213,7 +214,7 @@ pub fn symbolize(
                 chunk
                     .par_iter()
                     .map(|l| {
-                        let d = resolve(l, opts);
+                        let d = resolve(l);
                         tell("reading", &l.job.id.name);
                         d
                     })
@@ -272,7 +273,7 @@ pub fn symbolize(
                 upd.execute(params![
                     d.pdb_id, status, d.path, found_by, message, rvas, now
                 ])?;
-                outcomes.push((d.pdb_id, d.outcome));
+                outcomes.push((d.id, d.outcome));
             }
         }
     }
@@ -282,10 +283,7 @@ pub fn symbolize(
     tx.commit()?;
     report.resolve_wall_seconds = resolve_wall;
     report.write_seconds = (t.elapsed().as_secs_f64() - resolve_wall).max(0.0);
-    for (pdb_id, outcome) in outcomes {
-        let id = pdb_identity(conn, pdb_id)?;
-        report.pdbs.push((id, outcome));
-    }
+    report.pdbs = outcomes;
     Ok(report)
 }
 
@@ -333,19 +331,6 @@ fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
-}
-
-fn pdb_identity(conn: &Connection, pdb_id: i64) -> Result<PdbId> {
-    let (name, guid, age): (String, String, i64) = conn.query_row(
-        "SELECT name, guid, age FROM pdbs WHERE pdb_id = ?1",
-        [pdb_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    Ok(PdbId {
-        name,
-        guid: guid.parse().unwrap_or(Guid([0; 16])),
-        age: age as u32,
-    })
 }
 
 /// Gives every image with an RSDS record its `pdbs` row, and every frame of a site
@@ -574,11 +559,11 @@ fn locate(j: Job, opts: &Options) -> Located {
 }
 
 /// Opens, verifies and reads a located PDB: the names of the job's RVAs.
-fn resolve(l: &Located, opts: &Options) -> Done {
-    let _ = opts;
+fn resolve(l: &Located) -> Done {
     let j = &l.job;
     let mut done = Done {
         pdb_id: j.pdb_id,
+        id: j.id.clone(),
         outcome: Outcome::NotFound(String::new()),
         path: None,
         rows: Vec::new(),
@@ -760,15 +745,6 @@ fn name_sites(
     Ok((count, with_function))
 }
 
-/// A frame of a site with the name of its function, when its PDB gave one.
-#[derive(Debug, Clone)]
-pub struct NamedSiteFrame {
-    pub frame: Frame,
-    /// Short name (`JsonWriter::Grow`) and full name of the outer function.
-    pub name: Option<String>,
-    pub function: Option<String>,
-}
-
 /// A site's names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteNames {
@@ -779,35 +755,13 @@ pub struct SiteNames {
     pub function_site_id: Option<i64>,
 }
 
-/// The names of a site from its frames: the call site is the first frame from
-/// `call_depth` (the first outside the heap modules) that is not an allocator
-/// function; the function identity hashes each frame as `'f' module '\0' function`
-/// when it has a name, else as [`crate::ingest::identity::site_id`] does, and exists
-/// only when some frame has a name.
-pub fn name_site(
-    frames: &[NamedSiteFrame],
-    call_depth: usize,
-    allocators: &AllocatorFunctions,
-) -> SiteNames {
-    let functions: Vec<String> = frames
-        .iter()
-        .map(|f| f.function.clone().unwrap_or_default())
-        .collect();
-    let ids: Vec<(Frame, Option<u32>)> = frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.frame.clone(), f.function.as_ref().map(|_| i as u32)))
-        .collect();
-    name_site_with(
-        &ids,
-        call_depth,
-        |id| allocators.contains(&functions[id as usize]),
-        &functions,
-    )
-}
-
-/// [`name_site`] over interned names: each frame's function is an index into
-/// `functions`; `is_alloc` says whether one is an allocator's (callers cache it).
+/// The names of a site from its frames, each with the index of its outer function's
+/// full name in `functions` (None: no name): the call site is the first frame from
+/// `call_depth` (the first outside the heap modules) whose function is not an
+/// allocator's (`is_alloc`; callers cache it); the function identity hashes each frame
+/// as `'f' module '\0' function` when it has a name, else as
+/// [`crate::ingest::identity::site_id`] does, and exists only when some frame has a
+/// name.
 fn name_site_with(
     frames: &[(Frame, Option<u32>)],
     call_depth: usize,
@@ -875,15 +829,35 @@ fn name_site_with(
 mod tests {
     use super::*;
 
-    fn f(module: &str, rva: u64, func: Option<&str>) -> NamedSiteFrame {
-        NamedSiteFrame {
-            frame: Frame::Module {
+    type F = (Frame, Option<&'static str>);
+
+    fn f(module: &str, rva: u64, func: Option<&'static str>) -> F {
+        (
+            Frame::Module {
                 module: module.into(),
                 rva,
             },
-            name: func.map(|n| short_name(n).to_string()),
-            function: func.map(str::to_string),
-        }
+            func,
+        )
+    }
+
+    /// name_site_with over frames carrying their names.
+    fn name_site(frames: &[F], call_depth: usize, a: &AllocatorFunctions) -> SiteNames {
+        let functions: Vec<String> = frames
+            .iter()
+            .map(|f| f.1.unwrap_or_default().to_string())
+            .collect();
+        let ids: Vec<(Frame, Option<u32>)> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.0.clone(), f.1.map(|_| i as u32)))
+            .collect();
+        name_site_with(
+            &ids,
+            call_depth,
+            |id| a.contains(&functions[id as usize]),
+            &functions,
+        )
     }
 
     #[test]
@@ -918,7 +892,7 @@ mod tests {
         // A rebuild: every heapdemo frame moved, the names did not.
         let mut build2 = build1.clone();
         for (i, fr) in build2.iter_mut().enumerate().skip(1).take(3) {
-            fr.frame = Frame::Module {
+            fr.0 = Frame::Module {
                 module: "heapdemo.dll".into(),
                 rva: 0x2000 + i as u64 * 0x40,
             };
@@ -928,7 +902,7 @@ mod tests {
         assert_ne!(n2.call_site, n1.call_site);
         // An unnamed frame that differs still tells sites apart.
         let mut other = build1.clone();
-        other[4].frame = Frame::Module {
+        other[4].0 = Frame::Module {
             module: "app.exe".into(),
             rva: 0x4010,
         };
@@ -937,14 +911,7 @@ mod tests {
             n1.function_site_id
         );
         // Nothing named: no function identity, call site unchanged.
-        let bare: Vec<_> = build1
-            .iter()
-            .map(|x| NamedSiteFrame {
-                name: None,
-                function: None,
-                ..x.clone()
-            })
-            .collect();
+        let bare: Vec<F> = build1.iter().map(|x| (x.0.clone(), None)).collect();
         let n = name_site(&bare, 1, &a);
         assert_eq!(
             (n.call_depth, n.function_site_id, n.call_function),
