@@ -554,7 +554,7 @@ fn a_database_in_a_read_only_directory_can_be_queried() {
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o444)).unwrap();
     std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o555)).unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut cmd = heapdb();
+    let mut cmd = heapdb_as_ordinary_user(d.path());
     cmd.args([
         "query",
         "--db",
@@ -564,7 +564,6 @@ fn a_database_in_a_read_only_directory_can_be_queried() {
         "--sql",
         "SELECT count(*) AS n FROM reallocs",
     ]);
-    as_ordinary_user(&mut cmd);
     let out = cmd.output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -576,16 +575,28 @@ fn a_database_in_a_read_only_directory_can_be_queried() {
 /// Root ignores file and directory permissions: tests of permission faults run heapdb
 /// as `nobody` when they run as root.
 #[cfg(unix)]
-fn as_ordinary_user(cmd: &mut Command) {
+/// heapdb as an ordinary user: when the tests run as root, as nobody (uid 65534), from a
+/// copy of the binary in `dir` (world-readable), since nobody may not be able to reach the
+/// build directory (a checkout in a 0700 directory such as `mktemp -d`'s).
+fn heapdb_as_ordinary_user(dir: &Path) -> Command {
+    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     let root = Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    if root {
-        cmd.uid(65534).gid(65534);
+    if !root {
+        return heapdb();
     }
+    let bin = dir.join("heapdb-as-nobody");
+    if !bin.exists() {
+        std::fs::copy(common::heapdb_bin(), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = Command::new(bin);
+    cmd.uid(65534).gid(65534);
+    cmd
 }
 
 // ---------------------------------------------------------------------------------
@@ -673,9 +684,8 @@ fn an_unreadable_file_is_recorded_once() {
     perm(&junk, 0o644).unwrap();
     let db = work.join("heap.db");
     for _ in 0..3 {
-        let mut cmd = heapdb();
+        let mut cmd = heapdb_as_ordinary_user(d.path());
         cmd.args(["ingest", "--db", s(&db), s(&caps[0]), s(&locked), s(&junk)]);
-        as_ordinary_user(&mut cmd);
         let out = cmd.output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         assert!(stderr(&out).contains("locked.etl"), "{}", stderr(&out));
