@@ -6,6 +6,7 @@
 -- param: until = none : only events before this many seconds after the session start
 -- param: pid = all : only this process
 -- param: group = function [function|stack|module] : what a row is: a call-site function (stacks whose call site is the same function add up; module+0xRVA until symbolized), a whole stack (by function once symbolized), or the calling module
+-- param: order = reallocs [reallocs|bytes_copied|bytes_grown] : which rows come first (and make the limit)
 -- param: limit = 20 : rows to return
 --
 -- Rows are per process. `site` is the call site (the first frame outside the heap
@@ -64,7 +65,8 @@ g AS (
            sum(bytes_copied) AS bytes_copied, max(max_size) AS max_size
     FROM ranked
     GROUP BY pid, site_key
-    ORDER BY reallocs DESC, bytes_grown DESC, pid, stack_id, heap, site_key
+    ORDER BY CASE :order WHEN 'bytes_copied' THEN sum(bytes_copied) WHEN 'bytes_grown' THEN sum(bytes_grown) ELSE sum(reallocs) END DESC,
+             reallocs DESC, bytes_grown DESC, pid, stack_id, heap, site_key
     LIMIT :limit
 )
 SELECT s.site,
@@ -90,4 +92,5 @@ SELECT s.site,
        CASE WHEN :group = 'stack' THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = s.site_id) END AS stack
 FROM g s
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
-ORDER BY s.reallocs DESC, s.bytes_grown DESC, s.pid, s.stack_id, s.heap, s.site_key;
+ORDER BY CASE :order WHEN 'bytes_copied' THEN s.bytes_copied WHEN 'bytes_grown' THEN s.bytes_grown ELSE s.reallocs END DESC,
+         s.reallocs DESC, s.bytes_grown DESC, s.pid, s.stack_id, s.heap, s.site_key;

@@ -14,5 +14,6 @@ pub mod heap;
 pub mod ingest;
 pub mod output;
 pub mod query;
+pub mod report;
 pub mod symbols;
 pub mod synth;

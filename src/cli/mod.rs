@@ -11,6 +11,7 @@ mod progress;
 mod prune;
 mod query;
 mod repair;
+mod report;
 mod symbolize;
 mod synth;
 
@@ -71,6 +72,9 @@ pub enum Command {
     /// Name the frames of the stored stacks from PDB files (function, file:line,
     /// inline frames) along a symbol path; rerun-safe.
     Symbolize(symbolize::SymbolizeArgs),
+    /// Write a self-contained HTML page of a capture (or of two): outstanding bytes
+    /// over time, realloc rate, sizes by heap path, top call sites, growth chains.
+    Report(report::ReportArgs),
 }
 
 /// The process-wide cancellation token: Ctrl-C and SIGTERM request, jobs poll.
@@ -100,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Label(args) => label::run(args),
         Command::Repair(args) => repair::run(args, quiet),
         Command::Symbolize(args) => symbolize::run(args, quiet),
+        Command::Report(args) => report::run(args, quiet),
     };
     ExitCode::from(exit::code(result))
 }

@@ -297,6 +297,106 @@ pub fn run_sql(
     }
 }
 
+/// Prepares one statement of `sql` (at offset `base`) and binds its named parameters.
+fn prepare<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    base: usize,
+    text: &str,
+    params: &[(String, Value)],
+) -> Result<rusqlite::Statement<'c>, QueryError> {
+    let mut st = conn.prepare(text).map_err(|e| sql_error(e, sql, base))?;
+    for i in 1..=st.parameter_count() {
+        let name = st.parameter_name(i).unwrap_or("").to_string();
+        let key = name.trim_start_matches([':', '@', '$']);
+        let value = params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                QueryError::Usage(format!(
+                    "no value for parameter {name} (give --param {key}=VALUE)"
+                ))
+            })?;
+        st.raw_bind_parameter(i, value)
+            .map_err(|e| sql_error(e, sql, base))?;
+    }
+    Ok(st)
+}
+
+/// A result set held in memory: for callers that draw or compare rows (`heapdb
+/// report`) rather than print them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Rows {
+    /// The index of a column; a missing column is a programming error in the caller,
+    /// reported rather than panicking.
+    pub fn col(&self, name: &str) -> Result<usize, QueryError> {
+        self.columns
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| QueryError::Sql {
+                message: format!("result has no column {name:?}"),
+                location: None,
+            })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Runs `sql` (one or more statements) and returns the rows of its last statement
+/// that returns columns.
+pub fn collect(
+    conn: &Connection,
+    sql: &str,
+    params: &[(String, Value)],
+) -> Result<Rows, QueryError> {
+    let mut last = Rows::default();
+    for (base, text) in split_statements(sql) {
+        let mut st = prepare(conn, sql, base, text, params)?;
+        let columns: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
+        let ncol = columns.len();
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| sql_error(e, sql, base))? {
+            let mut values = Vec::with_capacity(ncol);
+            for i in 0..ncol {
+                values.push(
+                    row.get::<_, Value>(i)
+                        .map_err(|e| sql_error(e, sql, base))?,
+                );
+            }
+            out.push(values);
+        }
+        if ncol > 0 {
+            last = Rows { columns, rows: out };
+        }
+    }
+    Ok(last)
+}
+
+/// Runs the canned report `name` with the given parameters (the others at their
+/// defaults), exactly as `heapdb query NAME --param ...` does.
+pub fn run_report(
+    conn: &Connection,
+    name: &str,
+    given: &[(String, Value)],
+) -> Result<Rows, QueryError> {
+    let r = reports::get(name)?;
+    let params = r.bind(given)?;
+    collect(conn, r.sql, &params)
+}
+
 fn run_statements(
     conn: &Connection,
     sql: &str,
@@ -311,22 +411,7 @@ fn run_statements(
     let mut total = 0;
     let mut sets = 0;
     for (base, text) in &statements {
-        let mut st = conn.prepare(text).map_err(|e| sql_error(e, sql, *base))?;
-        for i in 1..=st.parameter_count() {
-            let name = st.parameter_name(i).unwrap_or("").to_string();
-            let key = name.trim_start_matches([':', '@', '$']);
-            let value = params
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| {
-                    QueryError::Usage(format!(
-                        "no value for parameter {name} (give --param {key}=VALUE)"
-                    ))
-                })?;
-            st.raw_bind_parameter(i, value)
-                .map_err(|e| sql_error(e, sql, *base))?;
-        }
+        let mut st = prepare(conn, sql, *base, text, params)?;
         let columns: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
         let ncol = columns.len();
         if ncol > 0 && sets > 0 && opts.format.is_for_people() {
