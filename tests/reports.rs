@@ -230,7 +230,49 @@ fn top_realloc_sites() {
             };
             s[4] = s[4].max(r.new_size);
         }
-        let mut want: Vec<((u32, i64), [u64; 5])> = sites.into_iter().collect();
+        let all: Vec<((u32, i64), [u64; 5])> = sites.into_iter().collect();
+        // --param order=bytes_copied / bytes_grown: that column first, then reallocs,
+        // bytes grown, pid and stack, as for the default order.
+        for (order, col) in [("bytes_copied", 3), ("bytes_grown", 2)] {
+            let mut want = all.clone();
+            want.sort_by(|a, b| {
+                b.1[col]
+                    .cmp(&a.1[col])
+                    .then(b.1[0].cmp(&a.1[0]))
+                    .then(b.1[2].cmp(&a.1[2]))
+                    .then(a.0.cmp(&b.0))
+            });
+            want.truncate(10);
+            let got: Vec<((u32, i64), [i64; 3])> = query(&[
+                "top-realloc-sites",
+                "-p",
+                &format!("capture={capture}"),
+                "-p",
+                "group=stack",
+                "-p",
+                &format!("order={order}"),
+                "-p",
+                "limit=10",
+            ])
+            .iter()
+            .map(|g| {
+                (
+                    (i(&g["pid"]) as u32, i(&g["stack_id"])),
+                    [
+                        i(&g["reallocs"]),
+                        i(&g["bytes_grown"]),
+                        i(&g["bytes_copied"]),
+                    ],
+                )
+            })
+            .collect();
+            let want: Vec<((u32, i64), [i64; 3])> = want
+                .iter()
+                .map(|(k, s)| (*k, [s[0] as i64, s[2] as i64, s[3] as i64]))
+                .collect();
+            assert_eq!(got, want, "order={order}");
+        }
+        let mut want = all;
         want.sort_by(|a, b| {
             b.1[0]
                 .cmp(&a.1[0])
@@ -468,6 +510,7 @@ fn growth_chains() {
                 .count() as u64,
             last.end_kind == "live_at_end",
             first.start_kind == "before_trace" || first.start_kind == "lost_alloc",
+            copied(c),
         )
     };
     let mut want: Vec<_> = all
@@ -489,6 +532,7 @@ fn growth_chains() {
                 i(&g["moves"]) as u64,
                 i(&g["still_live"]) == 1,
                 i(&g["started_before_trace"]) == 1,
+                i(&g["bytes_copied"]) as u64,
             )
         })
         .collect();
@@ -509,6 +553,28 @@ fn growth_chains() {
     let top = query(&["growth-chains"]);
     assert_eq!(top.len(), 20);
     assert_eq!(i(&top[0]["reallocs"]) as u32 + 1, m.longest_chain);
+    // order=copied: the chains (of 2 reallocs or more) whose moves copied the most.
+    let mut want: Vec<(u64, u64)> = all
+        .iter()
+        .filter(|c| c.blocks.len() >= 3 && copied(c) > 0)
+        .map(|c| (copied(c), c.blocks.len() as u64 - 1))
+        .collect();
+    want.sort_by(|a, b| b.cmp(a));
+    want.truncate(20);
+    let got: Vec<(u64, u64)> = query(&["growth-chains", "-p", "order=copied"])
+        .iter()
+        .map(|g| (i(&g["bytes_copied"]) as u64, i(&g["reallocs"]) as u64))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// What a chain's moves copied: min(size before, size after) of each move.
+fn copied(c: &Chain) -> u64 {
+    c.blocks
+        .windows(2)
+        .filter(|w| w[0].end_kind == "realloc_moved")
+        .map(|w| w[0].size.unwrap_or(0).min(w[1].size.unwrap_or(0)))
+        .sum()
 }
 
 #[test]
@@ -693,7 +759,7 @@ fn source_breakdown() {
 #[test]
 fn timeline() {
     let m = &fixture().manifests[1];
-    let mut want: BTreeMap<(i64, u32), [i64; 3]> = BTreeMap::new();
+    let mut want: BTreeMap<(i64, u32), [i64; 4]> = BTreeMap::new();
     for r in reallocs(1) {
         // 10 MHz QPC: 100 ns per tick; 100 ms buckets.
         let ms = ((r.ts - m.start_raw) as i64 * 100) / 1_000_000;
@@ -701,13 +767,24 @@ fn timeline() {
         e[0] += 1;
         e[1] += moved(&r) as i64;
         e[2] += r.new_size as i64 - r.old_size as i64;
+        // What a moving realloc copies: min(old size, new size).
+        e[3] += if r.new != r.old {
+            r.new_size.min(r.old_size) as i64
+        } else {
+            0
+        };
     }
-    let got: BTreeMap<(i64, u32), [i64; 3]> = query(&["timeline", "-p", "bucket_ms=100"])
+    let got: BTreeMap<(i64, u32), [i64; 4]> = query(&["timeline", "-p", "bucket_ms=100"])
         .iter()
         .map(|g| {
             (
                 (i(&g["bucket_start_ms"]), i(&g["pid"]) as u32),
-                [i(&g["reallocs"]), i(&g["moves"]), i(&g["net_bytes"])],
+                [
+                    i(&g["reallocs"]),
+                    i(&g["moves"]),
+                    i(&g["net_bytes"]),
+                    i(&g["bytes_copied"]),
+                ],
             )
         })
         .collect();

@@ -12,8 +12,8 @@ use std::time::Instant;
 #[command(
     after_help = "Writes one self-contained HTML page (styles, script and charts inside; \
 nothing is fetched when it opens) that shows a capture: its machine, duration and data \
-quality; outstanding bytes over time per process with each peak marked (per heap and per \
-call site on click, or at once with --pid); the realloc rate, moved vs in place, and the \
+quality; outstanding bytes over time per process with each peak marked (per heap on \
+click; per heap and per call site at once with --pid); the realloc rate, moved vs in place, and the \
 bytes moves copied; size classes by heap path (lookaside, LFH, main, slow, segment); the \
 top call sites by reallocs, by bytes copied and by bytes outstanding at the end, each with \
 its stack; and the longest and most copying growth chains drawn as steps.\n\n\

@@ -322,75 +322,69 @@ fn jobs_for(c: &CaptureData, pid: Option<i64>, full: bool) -> Vec<Job> {
             outstanding("site", Some(MAX_BREAKDOWN_SERIES)),
         );
     }
+    if !full {
+        // The baseline of a comparison: its facts and its outstanding bytes; the call
+        // sites of both nights are capture-diff's rows.
+        add("data-quality", "data-quality", vec![cap]);
+        return jobs;
+    }
     add(
         "peak",
         "peak-usage",
         vec![cap.clone(), pid_v.clone(), p("sites", 5)],
     );
-    if full {
-        add(
-            "chains-copied",
-            "growth-chains",
-            vec![
-                cap.clone(),
-                pid_v.clone(),
-                p("order", txt("copied")),
-                p("limit", CHAINS),
-            ],
-        );
-        add(
-            "timeline",
-            "timeline",
-            vec![cap.clone(), pid_v.clone(), p("bucket_ms", c.bucket_ms)],
-        );
-    }
     add(
-        "top-reallocs",
-        "top-realloc-sites",
+        "chains-copied",
+        "growth-chains",
         vec![
             cap.clone(),
             pid_v.clone(),
-            p("order", txt("reallocs")),
-            p("limit", SITE_ROWS),
+            p("order", txt("copied")),
+            p("limit", CHAINS),
         ],
     );
-    if full {
+    add(
+        "timeline",
+        "timeline",
+        vec![cap.clone(), pid_v.clone(), p("bucket_ms", c.bucket_ms)],
+    );
+    for (key, order) in [("top-reallocs", "reallocs"), ("top-copied", "bytes_copied")] {
         add(
-            "top-copied",
+            key,
             "top-realloc-sites",
             vec![
                 cap.clone(),
                 pid_v.clone(),
-                p("order", txt("bytes_copied")),
+                p("order", txt(order)),
                 p("limit", SITE_ROWS),
             ],
         );
-        add(
-            "size-histogram",
-            "size-histogram",
-            vec![cap.clone(), pid_v.clone()],
-        );
-        add(
-            "source-breakdown",
-            "source-breakdown",
-            vec![cap.clone(), pid_v.clone()],
-        );
-        add(
-            "chains-long",
-            "growth-chains",
-            vec![
-                cap.clone(),
-                pid_v.clone(),
-                p("order", txt("length")),
-                p("limit", CHAINS),
-            ],
-        );
-        add(
-            "at-end",
-            "outstanding-at-end",
-            vec![cap.clone(), pid_v.clone(), p("limit", SITE_ROWS)],
-        );
     }
+    add(
+        "size-histogram",
+        "size-histogram",
+        vec![cap.clone(), pid_v.clone()],
+    );
+    add(
+        "source-breakdown",
+        "source-breakdown",
+        vec![cap.clone(), pid_v.clone()],
+    );
+    add(
+        "chains-long",
+        "growth-chains",
+        vec![
+            cap.clone(),
+            pid_v.clone(),
+            p("order", txt("length")),
+            p("limit", CHAINS),
+        ],
+    );
+    add(
+        "at-end",
+        "outstanding-at-end",
+        vec![cap.clone(), pid_v.clone(), p("limit", SITE_ROWS)],
+    );
     add("data-quality", "data-quality", vec![cap]);
     jobs
 }

@@ -1355,34 +1355,6 @@ fn compare(out: &mut String, db: &str, c: &CaptureData, a: &CaptureData, diff: &
     let _ = write!(out, "</div><div><h3>After: {}</h3>", esc(&capture_name(c)));
     outstanding_small(out, db, c, "compare-after");
     out.push_str("</div></div>");
-    if let Some(ran) = a.get("top-reallocs") {
-        out.push_str(
-            "<details class=\"more\"><summary>Before: its top call sites by reallocs</summary>",
-        );
-        report_table(
-            out,
-            db,
-            ran,
-            a,
-            TableSpec {
-                id: "compare-before-sites",
-                caption: "Before: top call sites by reallocs",
-                cols: &[
-                    col("site", "Call site", Kind::Text),
-                    col("process", "Process", Kind::Text),
-                    col("pid", "PID", Kind::Id),
-                    col("reallocs", "Reallocs", Kind::Count),
-                    col("bytes_copied", "Bytes copied", Kind::Bytes),
-                ],
-                stack_col: Some("stack_id"),
-                site_col: Some("site"),
-                bar: Some("reallocs"),
-                row_class: &no_class,
-                order: None,
-            },
-        );
-        out.push_str("</details>");
-    }
     out.push_str("</section>");
 }
 
