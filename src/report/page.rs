@@ -144,6 +144,43 @@ fn no_class(_: &[Value], _: &Ran) -> Option<&'static str> {
     None
 }
 
+impl<'a> TableSpec<'a> {
+    fn new(id: &'a str, caption: &'a str, cols: &'a [Col]) -> Self {
+        TableSpec {
+            id,
+            caption,
+            cols,
+            stack_col: None,
+            site_col: None,
+            bar: None,
+            row_class: &no_class,
+            order: None,
+        }
+    }
+
+    /// The `site` cell opens the stack whose id is in `stack_col`.
+    fn stacks(mut self, stack_col: &'a str) -> Self {
+        self.stack_col = Some(stack_col);
+        self.site_col = Some("site");
+        self
+    }
+
+    fn bar(mut self, col: &'a str) -> Self {
+        self.bar = Some(col);
+        self
+    }
+
+    fn rows_marked(mut self, f: &'a dyn Fn(&[Value], &Ran) -> Option<&'static str>) -> Self {
+        self.row_class = f;
+        self
+    }
+
+    fn order(mut self, order: Vec<usize>) -> Self {
+        self.order = Some(order);
+        self
+    }
+}
+
 fn report_table(out: &mut String, db: &str, ran: &Ran, c: &CaptureData, spec: TableSpec) {
     let _ = write!(
         out,
@@ -608,10 +645,10 @@ fn outstanding(out: &mut String, db: &str, c: &CaptureData, id: &str, pid_given:
             db,
             peak,
             c,
-            TableSpec {
-                id: &format!("{id}-peaks"),
-                caption: "Peak per process, and the call sites holding most of it at that instant",
-                cols: &[
+            TableSpec::new(
+                &format!("{id}-peaks"),
+                "Peak per process, and the call sites holding most of it at that instant",
+                &[
                     col("process", "Process", Kind::Text),
                     col("pid", "PID", Kind::Id),
                     col("peak_bytes", "Peak", Kind::Bytes),
@@ -622,12 +659,9 @@ fn outstanding(out: &mut String, db: &str, c: &CaptureData, id: &str, pid_given:
                     col("site_bytes", "Its bytes", Kind::Bytes),
                     col("share_pct", "Share", Kind::Pct),
                 ],
-                stack_col: Some("stack_id"),
-                site_col: Some("site"),
-                bar: Some("site_bytes"),
-                row_class: &no_class,
-                order: None,
-            },
+            )
+            .stacks("stack_id")
+            .bar("site_bytes"),
         );
     }
     for (key, what) in [("by-heap", "heap"), ("by-site", "call site")] {
@@ -989,10 +1023,10 @@ fn sizes(out: &mut String, db: &str, c: &CaptureData) {
                 db,
                 ran,
                 c,
-                TableSpec {
-                    id: "sizes-table",
-                    caption: "Reallocs per size class and heap path",
-                    cols: &[
+                TableSpec::new(
+                    "sizes-table",
+                    "Reallocs per size class and heap path",
+                    &[
                         col("size_class", "Size class", Kind::Count),
                         col("source", "Heap path", Kind::Text),
                         col("reallocs", "Reallocs", Kind::Count),
@@ -1000,12 +1034,8 @@ fn sizes(out: &mut String, db: &str, c: &CaptureData) {
                         col("moved_pct", "Moved %", Kind::Pct),
                         col("bytes", "Bytes", Kind::Bytes),
                     ],
-                    stack_col: None,
-                    site_col: None,
-                    bar: Some("reallocs"),
-                    row_class: &no_class,
-                    order: None,
-                },
+                )
+                .bar("reallocs"),
             );
             out.push_str("</details>");
         }
@@ -1016,10 +1046,10 @@ fn sizes(out: &mut String, db: &str, c: &CaptureData) {
             db,
             ran,
             c,
-            TableSpec {
-                id: "sources-table",
-                caption: "Heap paths",
-                cols: &[
+            TableSpec::new(
+                "sources-table",
+                "Heap paths",
+                &[
                     col("source", "Heap path", Kind::Text),
                     col("reallocs", "Reallocs", Kind::Count),
                     col("moved", "Moved", Kind::Count),
@@ -1029,12 +1059,8 @@ fn sizes(out: &mut String, db: &str, c: &CaptureData) {
                     col("alloc_bytes", "Alloc bytes", Kind::Bytes),
                     col("frees", "Frees", Kind::Count),
                 ],
-                stack_col: None,
-                site_col: None,
-                bar: Some("reallocs"),
-                row_class: &no_class,
-                order: None,
-            },
+            )
+            .bar("reallocs"),
         );
     }
     out.push_str("</section>");
@@ -1093,16 +1119,9 @@ fn sites(out: &mut String, db: &str, c: &CaptureData) {
                 db,
                 ran,
                 c,
-                TableSpec {
-                    id,
-                    caption,
-                    cols: &realloc_cols,
-                    stack_col: Some("stack_id"),
-                    site_col: Some("site"),
-                    bar: Some(bar),
-                    row_class: &no_class,
-                    order: None,
-                },
+                TableSpec::new(id, caption, &realloc_cols)
+                    .stacks("stack_id")
+                    .bar(bar),
             );
         }
     }
@@ -1112,10 +1131,10 @@ fn sites(out: &mut String, db: &str, c: &CaptureData) {
             db,
             ran,
             c,
-            TableSpec {
-                id: "sites-at-end",
-                caption: "Outstanding at the end (allocated in the trace, still live when it ends)",
-                cols: &[
+            TableSpec::new(
+                "sites-at-end",
+                "Outstanding at the end (allocated in the trace, still live when it ends)",
+                &[
                     col("site", "Call site", Kind::Text),
                     col("process", "Process", Kind::Text),
                     col("pid", "PID", Kind::Id),
@@ -1125,12 +1144,9 @@ fn sites(out: &mut String, db: &str, c: &CaptureData) {
                     col("oldest_age_ms", "Oldest age", Kind::Millis),
                     col("stacks", "Stacks", Kind::Count),
                 ],
-                stack_col: Some("stack_id"),
-                site_col: Some("site"),
-                bar: Some("bytes"),
-                row_class: &no_class,
-                order: None,
-            },
+            )
+            .stacks("stack_id")
+            .bar("bytes"),
         );
     }
     out.push_str("</section>");
@@ -1248,16 +1264,9 @@ fn chains(out: &mut String, db: &str, c: &CaptureData) {
                 db,
                 ran,
                 c,
-                TableSpec {
-                    id,
-                    caption,
-                    cols: &cols,
-                    stack_col: Some("first_stack_id"),
-                    site_col: Some("site"),
-                    bar: Some(bar),
-                    row_class: &no_class,
-                    order: None,
-                },
+                TableSpec::new(id, caption, &cols)
+                    .stacks("first_stack_id")
+                    .bar(bar),
             );
         }
     }
@@ -1326,10 +1335,10 @@ fn compare(out: &mut String, db: &str, c: &CaptureData, a: &CaptureData, diff: &
         db,
         diff,
         c,
-        TableSpec {
-            id: "compare-diff",
-            caption: "Call sites that changed most (by the change in reallocs)",
-            cols: &[
+        TableSpec::new(
+            "compare-diff",
+            "Call sites that changed most (by the change in reallocs)",
+            &[
                 col("site", "Call site", Kind::Text),
                 col("process", "Process", Kind::Text),
                 col("status", "Status", Kind::Text),
@@ -1341,12 +1350,9 @@ fn compare(out: &mut String, db: &str, c: &CaptureData, a: &CaptureData, diff: &
                 col("live_bytes_a", "Live at end before", Kind::Bytes),
                 col("live_bytes_b", "Live at end after", Kind::Bytes),
             ],
-            stack_col: None,
-            site_col: None,
-            bar: None,
-            row_class: &diff_class,
-            order: Some(order),
-        },
+        )
+        .rows_marked(&diff_class)
+        .order(order),
     );
     // The two nights' outstanding bytes side by side.
     out.push_str("<div class=\"sidebyside\"><div>");
