@@ -854,3 +854,51 @@ fn many_processes_stay_bounded() {
     );
     assert!(html.contains("8 of 12 processes drawn"), "caption");
 }
+
+/// Captures with more heaps than the page adds up (400 by default) run
+/// `outstanding-size by=process` and the top heaps separately: both ways draw the same
+/// per-process and per-heap series, and the tables still equal the reports.
+#[test]
+fn many_heaps_path_draws_the_same_series() {
+    use heapdb::report::{gather, render, Options};
+    let dir = tempfile::tempdir().unwrap();
+    let caps = dir.path().join("caps");
+    synth(&caps, &["--stacks", "--events-per-file", "20000"]);
+    let db = dir.path().join("heap.db");
+    ingest(&db, &[&caps], &[]);
+    let open = || {
+        heapdb::db::open_ro(&db)
+            .map(|r| r.conn)
+            .map_err(|e| heapdb::query::QueryError::Sql {
+                message: e.to_string(),
+                location: None,
+            })
+    };
+    let cancel = heapdb::cancel::Cancel::new();
+    let mut o = Options {
+        db_name: s(&db).to_string(),
+        ..Options::default()
+    };
+    let summed = gather(&o, open, &cancel).unwrap();
+    o.max_heaps_summed = 0;
+    let separate = gather(&o, open, &cancel).unwrap();
+    assert!(summed.main.get("outstanding").is_none());
+    assert_eq!(
+        separate.main.get("outstanding").map(|r| r.report),
+        Some("outstanding-size")
+    );
+    let (a, b) = (render(&summed), render(&separate));
+    for chart in ["outstanding-chart", "outstanding-by-heap"] {
+        let (x, y) = (
+            chart_data(&a, chart).unwrap(),
+            chart_data(&b, chart).unwrap(),
+        );
+        assert!(!x["series"].as_array().unwrap().is_empty(), "{chart}");
+        assert_eq!(x["series"], y["series"], "{chart}");
+    }
+    assert!(
+        b.contains("-p by=process"),
+        "the page names the report it drew"
+    );
+    check_page(&db, &b, "many heaps");
+}

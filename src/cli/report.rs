@@ -77,6 +77,7 @@ pub fn run(a: ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
         compare: a.compare,
         pid: a.pid,
         db_name: a.db.display().to_string(),
+        ..Options::default()
     };
     let open = || {
         let ro = heapdb::db::open_ro(&a.db).map_err(|e| QueryError::Sql {

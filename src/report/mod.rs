@@ -42,7 +42,7 @@ pub const MAX_FRAMES: i64 = 64;
 pub const DIFF_ROWS: i64 = 30;
 
 /// What to draw.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// The capture (default: the latest).
     pub capture: Option<i64>,
@@ -52,6 +52,21 @@ pub struct Options {
     pub pid: Option<i64>,
     /// Shown in the page ("heapdb report --db NAME"), so its commands can be rerun.
     pub db_name: String,
+    /// Up to this many heaps, the per-process series are the per-heap rows added up
+    /// ([`MAX_HEAPS_SUMMED`]); beyond, `outstanding-size by=process` runs as well.
+    pub max_heaps_summed: i64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            capture: None,
+            compare: None,
+            pid: None,
+            db_name: String::new(),
+            max_heaps_summed: MAX_HEAPS_SUMMED,
+        }
+    }
 }
 
 /// One canned report's run: its name, the parameters given (the rest are the
@@ -270,7 +285,8 @@ fn p(k: &str, v: impl Into<Value>) -> (String, Value) {
 /// up (one scan of the blocks for both charts); beyond, both are run.
 pub const MAX_HEAPS_SUMMED: i64 = 400;
 
-fn jobs_for(c: &CaptureData, pid: Option<i64>, full: bool) -> Vec<Job> {
+fn jobs_for(c: &CaptureData, opts: &Options, full: bool) -> Vec<Job> {
+    let pid = opts.pid;
     let cap = p("capture", c.id);
     let pid_v = p("pid", pid.map_or(Value::Null, Value::Integer));
     let mut jobs = Vec::new();
@@ -295,7 +311,7 @@ fn jobs_for(c: &CaptureData, pid: Option<i64>, full: bool) -> Vec<Job> {
         }
         v
     };
-    if c.heaps <= MAX_HEAPS_SUMMED {
+    if c.heaps <= opts.max_heaps_summed {
         add(
             "by-heap",
             "outstanding-size",
@@ -448,9 +464,9 @@ where
     }
     let mut timings = vec![("facts".to_string(), t0.elapsed())];
 
-    let mut jobs = jobs_for(&main, opts.pid, true);
+    let mut jobs = jobs_for(&main, opts, true);
     if let Some(c) = &compare {
-        jobs.extend(jobs_for(c, opts.pid, false));
+        jobs.extend(jobs_for(c, opts, false));
     }
     let diff_job = compare_id.map(|a| Job {
         capture: main_id,
