@@ -133,7 +133,6 @@ struct TableSpec<'a> {
     caption: &'a str,
     cols: &'a [Col],
     stack_col: Option<&'a str>,
-    site_col: Option<&'a str>,
     bar: Option<&'a str>,
     row_class: &'a dyn Fn(&[Value], &Ran) -> Option<&'static str>,
     /// Row order: indexes into the report's rows (default: the report's order).
@@ -151,7 +150,6 @@ impl<'a> TableSpec<'a> {
             caption,
             cols,
             stack_col: None,
-            site_col: None,
             bar: None,
             row_class: &no_class,
             order: None,
@@ -161,7 +159,6 @@ impl<'a> TableSpec<'a> {
     /// The `site` cell opens the stack whose id is in `stack_col`.
     fn stacks(mut self, stack_col: &'a str) -> Self {
         self.stack_col = Some(stack_col);
-        self.site_col = Some("site");
         self
     }
 
@@ -279,7 +276,7 @@ fn report_table(out: &mut String, db: &str, ran: &Ran, c: &CaptureData, spec: Ta
                     style + &title
                 }
             );
-            let stack = (Some(col.name) == spec.site_col)
+            let stack = (col.name == "site")
                 .then(|| stack_i.and_then(|s| int(&row[s])))
                 .flatten()
                 .and_then(|id| c.stacks.get(&id).map(|f| (id, f)));
