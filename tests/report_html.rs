@@ -801,6 +801,18 @@ fn mistakes_and_exit_codes() {
     let (c, e) = code(&["report", "--db", s(&junk), "--out", s(&out)]);
     assert_eq!(c, Some(3), "{e}");
     assert!(e.contains("junk.db"), "{e}");
+    // A database cut in half, and an empty file: named, exit 3, no panic, no page.
+    let cut = dir.path().join("cut.db");
+    let whole = std::fs::read(&db).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let (c, e) = code(&["report", "--db", s(&cut), "--out", s(&out)]);
+    assert_eq!(c, Some(3), "{e}");
+    assert!(e.contains("cut.db") && e.contains("malformed"), "{e}");
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let (c, e) = code(&["report", "--db", s(&empty), "--out", s(&out)]);
+    assert_eq!(c, Some(3), "{e}");
+    assert!(e.contains("empty.db: not a heapdb database"), "{e}");
     let (c, e) = code(&[
         "report",
         "--db",
