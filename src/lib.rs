@@ -12,6 +12,7 @@ pub mod etl;
 pub mod etw;
 pub mod heap;
 pub mod ingest;
+pub mod lake;
 pub mod output;
 pub mod query;
 pub mod report;

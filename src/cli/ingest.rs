@@ -4,6 +4,7 @@ use super::{say, Outcome};
 use clap::{Args, ValueEnum};
 use heapdb::db::sink::{IndexMode, SqliteSink};
 use heapdb::ingest::{self, Options};
+use heapdb::lake::sink::ParquetSink;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -39,12 +40,23 @@ Exit codes: 0 all captures ingested (or already there), 1 done but some input wa
 Examples:\n  heapdb ingest --db heap.db /captures/\n  heapdb ingest --db heap.db night1.etl night2.etl --jobs 4\n  \
 heapdb ingest --db heap.db session.diagsession\n  \
 heapdb ingest --db heap.db --label build=26100.1234 --label host=lab-7 nightly/heap.etl\n  \
-heapdb ingest --db heap.db --label-from-path 'drops/(?P<branch>[^/]+)/(?P<build>[0-9.]+)/' /drops/"
+heapdb ingest --db heap.db --label-from-path 'drops/(?P<branch>[^/]+)/(?P<build>[0-9.]+)/' /drops/\n  \
+heapdb ingest --parquet /lake/heap /captures/    (a Parquet lake instead of SQLite)\n\n\
+With --parquet DIR the same rows go to Apache Parquet files that DuckDB, Spark or \
+Trino read in place: DIR/<table>/capture_date=YYYY-MM-DD/capture_id=N/part-0.parquet \
+(tables shared by all captures: DIR/<table>/part-0.parquet), with a catalog in \
+DIR/_heapdb/. A capture's files appear all at once when it is committed; the same \
+rules apply (duplicates skipped, killed runs resumed, same messages and exit codes). \
+`heapdb lake-views DIR` prints the DuckDB views that run the canned reports on it."
 )]
 pub struct IngestArgs {
     /// Database file (created if missing).
     #[arg(long, default_value = "heap.db", value_name = "FILE")]
     pub db: PathBuf,
+    /// Write a Parquet lake in DIR instead of the database (created if missing; see
+    /// below). --db is then not used.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["indexes", "symbols", "offline"])]
+    pub parquet: Option<PathBuf>,
     /// Captures: files, directories, glob patterns, .zip/.diagsession archives.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
@@ -78,7 +90,7 @@ pub struct IngestArgs {
 
 pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
     // The symbol path is checked before anything is loaded: a typo is a usage error.
-    let symbols = if a.no_symbols {
+    let symbols = if a.no_symbols || a.parquet.is_some() {
         None
     } else {
         match a.symbols.path()? {
@@ -101,11 +113,24 @@ pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
         IndexArg::Keep => IndexMode::Keep,
     };
     let cancel = super::cancel();
-    let sink = SqliteSink::open(&a.db, mode)?;
     let term = super::progress::Terminal::new(quiet, 0);
-    let result = ingest::run(&opts, sink, &term, cancel);
+    let (result, store) = match &a.parquet {
+        Some(dir) => {
+            let sink = ParquetSink::open(dir)?;
+            (ingest::run(&opts, sink, &term, cancel), "lake")
+        }
+        None => {
+            let sink = SqliteSink::open(&a.db, mode)?;
+            (ingest::run(&opts, sink, &term, cancel), "database")
+        }
+    };
     term.finish();
     let r = result?;
+    // A lake's errors are in its catalog, a heapdb database of its own.
+    let db = match &a.parquet {
+        Some(dir) => heapdb::lake::Lake::open(dir)?.catalog_path(),
+        None => a.db.clone(),
+    };
     let rows = r.reallocs + r.heap_events;
     let mut skipped = String::new();
     if r.skipped_non_regular > 0 {
@@ -121,7 +146,7 @@ pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
         ));
     }
     say(format!(
-        "{} file(s): {} ingested{}, {} already in the database, {} failed{skipped}; {} reallocs + {} other heap events; {:.1} MB in {:.2} s ({:.2} M rows/s, {:.0} MB/s{}){}",
+        "{} file(s): {} ingested{}, {} already in the {store}, {} failed{skipped}; {} reallocs + {} other heap events; {:.1} MB in {:.2} s ({:.2} M rows/s, {:.0} MB/s{}){}",
         r.files,
         r.ingested,
         if r.ingested_with_errors > 0 {
@@ -161,7 +186,7 @@ pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
             format!(
                 "{} indexes were not rebuilt (reports will be slow); restore them with: heapdb repair --db {}",
                 r.finished.missing_indexes.len(),
-                a.db.display()
+                db.display()
             )
         };
         say(format!(
@@ -184,7 +209,7 @@ pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
     if r.had_errors() || matches!(symbolized, Outcome::InputErrors) {
         say(format!(
             "see the errors above, or: heapdb query --db {} data-quality",
-            a.db.display()
+            db.display()
         ));
         Ok(Outcome::InputErrors)
     } else {

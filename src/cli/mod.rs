@@ -7,6 +7,7 @@ mod exit;
 mod format;
 mod ingest;
 mod label;
+mod lake;
 mod progress;
 mod prune;
 mod query;
@@ -75,6 +76,12 @@ pub enum Command {
     /// Write a self-contained HTML page of a capture (or of two): outstanding bytes
     /// over time, realloc rate, sizes by heap path, top call sites, growth chains.
     Report(report::ReportArgs),
+    /// Copy a database's captures into a Parquet lake (for DuckDB, Spark, Trino);
+    /// rerun-safe.
+    Export(lake::ExportArgs),
+    /// Print the DuckDB script (views over the Parquet files) that runs the canned
+    /// reports on a lake.
+    LakeViews(lake::LakeViewsArgs),
 }
 
 /// The process-wide cancellation token: Ctrl-C and SIGTERM request, jobs poll.
@@ -105,6 +112,8 @@ pub fn main() -> ExitCode {
         Command::Repair(args) => repair::run(args, quiet),
         Command::Symbolize(args) => symbolize::run(args, quiet),
         Command::Report(args) => report::run(args, quiet),
+        Command::Export(args) => lake::run_export(args, quiet),
+        Command::LakeViews(args) => lake::run_views(args),
     };
     ExitCode::from(exit::code(result))
 }

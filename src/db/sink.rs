@@ -223,7 +223,43 @@ impl SqliteSink {
         Ok(())
     }
 
-    fn commit_capture(&mut self, e: &CaptureEnd) -> Result<()> {
+    /// The database connection (inside the capture's transaction between `begin` and
+    /// `commit`).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// [`Sink::commit`], calling `hook` inside the capture's transaction just before it
+    /// commits (the lake sink writes the capture's files there); an error from `hook`
+    /// leaves the transaction open for [`Sink::abort`].
+    pub fn commit_with(
+        &mut self,
+        e: &CaptureEnd,
+        ctx: Context<'_>,
+        hook: &mut dyn FnMut(&Connection) -> Result<()>,
+    ) -> Result<()> {
+        if self.staged {
+            ctx.observer.progress(&Progress {
+                phase: Phase::Storing {
+                    name: format!("capture {}", e.capture_id),
+                    rows: (e.last_event_id - e.first_event_id + 1).max(0) as u64,
+                },
+                bytes_done: 0,
+                bytes_total: 0,
+                rows: 0,
+            });
+        }
+        let t = Instant::now();
+        let r = self.commit_capture(e, hook);
+        self.commit_seconds += t.elapsed().as_secs_f64();
+        r
+    }
+
+    fn commit_capture(
+        &mut self,
+        e: &CaptureEnd,
+        hook: &mut dyn FnMut(&Connection) -> Result<()>,
+    ) -> Result<()> {
         let cid = e.capture_id;
         if self.staged {
             // In id order: the table's own b-tree then only appends. (Ordering by an
@@ -250,6 +286,7 @@ impl SqliteSink {
             (sql::CAPTURE_END.bind)(&mut st, 0, e)?;
             st.raw_execute()?;
         }
+        hook(&self.conn)?;
         self.conn
             .execute_batch("COMMIT")
             .with_context(|| format!("{}: committing capture {cid}", self.named()))?;
@@ -349,21 +386,7 @@ impl Sink for SqliteSink {
     }
 
     fn commit(&mut self, e: &CaptureEnd, ctx: Context<'_>) -> Result<()> {
-        if self.staged {
-            ctx.observer.progress(&Progress {
-                phase: Phase::Storing {
-                    name: format!("capture {}", e.capture_id),
-                    rows: (e.last_event_id - e.first_event_id + 1).max(0) as u64,
-                },
-                bytes_done: 0,
-                bytes_total: 0,
-                rows: 0,
-            });
-        }
-        let t = Instant::now();
-        let r = self.commit_capture(e);
-        self.commit_seconds += t.elapsed().as_secs_f64();
-        r
+        self.commit_with(e, ctx, &mut |_| Ok(()))
     }
     fn abort(&mut self) -> Result<()> {
         if self.capture.take().is_some() {

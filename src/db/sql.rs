@@ -7,6 +7,7 @@ use crate::ingest::lifetimes::{BlockRow, CountKey, EventKey, KindCount, SiteCoun
 use crate::ingest::rows::{OtherRow, ReallocRow};
 use crate::ingest::rundown::{ImageRow, ProcessRow, ThreadRow};
 use crate::ingest::sink::{CaptureEnd, CaptureStart, FileFailure};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::Statement;
 
 /// Addresses, sizes and raw times are stored as the bit pattern of their u64 (see
@@ -21,6 +22,21 @@ pub struct Table<R: ?Sized> {
     pub columns: &'static [&'static str],
     /// Binds one row's values to parameters `base + 1 ..= base + columns.len()`.
     pub bind: fn(&mut Statement<'_>, usize, &R) -> rusqlite::Result<()>,
+    /// Hands one row's values, in column order, to a writer that is not SQLite (the
+    /// Parquet lake): the same expressions as `bind`, so both stores get the same row.
+    pub values: fn(&R, &mut ValueSink<'_>) -> anyhow::Result<()>,
+}
+
+/// Where [`Table::values`] hands a row's values.
+pub type ValueSink<'a> = dyn FnMut(ValueRef<'_>) -> anyhow::Result<()> + 'a;
+
+/// The value a [`rusqlite::ToSql`] produced, as SQLite would store it.
+pub fn value_ref<'a>(v: &'a ToSqlOutput<'a>) -> anyhow::Result<ValueRef<'a>> {
+    match v {
+        ToSqlOutput::Borrowed(v) => Ok(*v),
+        ToSqlOutput::Owned(v) => Ok(v.into()),
+        _ => anyhow::bail!("internal: a row value that is neither borrowed nor owned"),
+    }
 }
 
 impl<R: ?Sized> Table<R> {
@@ -97,6 +113,14 @@ macro_rules! table {
                     st.raw_bind_parameter(i, $val)?;
                 )*
                 let _ = i;
+                Ok(())
+            },
+            values: |$r, f| {
+                $(
+                    let x = $val;
+                    let v = rusqlite::ToSql::to_sql(&x)?;
+                    f(value_ref(&v)?)?;
+                )*
                 Ok(())
             },
         };
@@ -400,10 +424,11 @@ pub const INGEST_ERROR_ONCE: &str =
 pub const FIND_CAPTURE: &str = "SELECT capture_id, path FROM captures WHERE fingerprint = ?1";
 
 /// The next event id: ids of reallocs and heap_events share one sequence.
-pub const NEXT_EVENT_ID: &str = "SELECT max(coalesce((SELECT max(id) FROM reallocs), 0), coalesce((SELECT max(id) FROM heap_events), 0)) + 1";
+/// The captures' own ranges count too: a lake's catalog keeps no event rows.
+pub const NEXT_EVENT_ID: &str = "SELECT max(coalesce((SELECT max(id) FROM reallocs), 0), coalesce((SELECT max(id) FROM heap_events), 0), coalesce((SELECT max(last_event_id) FROM captures), 0)) + 1";
 
 /// The next block id.
-pub const NEXT_BLOCK_ID: &str = "SELECT coalesce(max(block_id), 0) + 1 FROM blocks";
+pub const NEXT_BLOCK_ID: &str = "SELECT max(coalesce((SELECT max(block_id) FROM blocks), 0), coalesce((SELECT max(last_block_id) FROM captures), 0)) + 1";
 
 /// Heap events already stored (an estimate from the id ranges, which is exact unless
 /// captures were removed).

@@ -1,0 +1,83 @@
+//! `heapdb export` (a database into a Parquet lake) and `heapdb lake-views` (the DuckDB
+//! script over a lake).
+
+use super::{say, Outcome};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+#[command(
+    after_help = "Copies every capture of the database that the lake does not hold \
+yet into DIR (created if missing), with the database's ids, in the layout of \
+`heapdb ingest --parquet`: DIR/<table>/capture_date=YYYY-MM-DD/capture_id=N/part-0.parquet \
+for the per-capture tables, DIR/<table>/part-0.parquet for the shared ones (stacks, \
+sites, symbols, ...). Rerun it after each night's ingest: captures already exported are \
+skipped. A lake mirrors one database: exporting another database into it is refused. \
+Each capture's files appear at once when it is committed; a killed export resumes.\n\n\
+Exit codes: 0 done, 2 usage error, 3 database or I/O failure (also: DIR is not a heapdb \
+lake, or was written by a newer heapdb), 4 interrupted.\n\n\
+Example:\n  heapdb export --db heap.db --parquet /lake/heap\n  \
+heapdb lake-views /lake/heap > views.sql && duckdb -init views.sql"
+)]
+pub struct ExportArgs {
+    /// The database to copy.
+    #[arg(long, default_value = "heap.db", value_name = "FILE")]
+    pub db: PathBuf,
+    /// The lake directory to write.
+    #[arg(long, value_name = "DIR")]
+    pub parquet: PathBuf,
+}
+
+pub fn run_export(a: ExportArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let cancel = super::cancel();
+    let mut on = |id: i64, rows: Option<u64>| {
+        if !quiet {
+            match rows {
+                Some(n) => say(format!("capture {id}: {n} heap events exported")),
+                None => say(format!("capture {id}: already in the lake")),
+            }
+        }
+    };
+    let r = heapdb::lake::export::export(&a.db, &a.parquet, cancel, &mut on)?;
+    say(format!(
+        "{} capture(s) exported, {} already in the lake; {} heap events in {:.2} s ({:.2} M rows/s) to {}",
+        r.captures,
+        r.skipped,
+        r.rows,
+        r.seconds,
+        r.rows as f64 / r.seconds.max(1e-9) / 1e6,
+        a.parquet.display()
+    ));
+    if r.interrupted {
+        say("interrupted: the captures exported so far are complete; run the same command again to go on");
+        return Ok(Outcome::Interrupted);
+    }
+    Ok(Outcome::Ok)
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Prints a DuckDB script: settings that give DuckDB SQLite's semantics \
+where the reports rely on them, one CREATE VIEW per table over its Parquet files \
+(read_parquet with hive_partitioning, so capture_date and capture_id come from the \
+paths), then heapdb's own views (reallocs_v, captures_v, ...). With it the canned reports \
+in queries/ run on the lake unchanged (parameters as $name).\n\n\
+Example:\n  heapdb lake-views /lake/heap > views.sql\n  duckdb -init views.sql\n  \
+D .read queries/top-realloc-sites.sql"
+)]
+pub struct LakeViewsArgs {
+    /// The lake directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+pub fn run_views(a: LakeViewsArgs) -> anyhow::Result<Outcome> {
+    let s = heapdb::lake::views::script(&a.dir)?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(Outcome::Ok),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Ok),
+        Err(e) => Err(e.into()),
+    }
+}
