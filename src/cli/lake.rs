@@ -81,3 +81,41 @@ pub fn run_views(a: LakeViewsArgs) -> anyhow::Result<Outcome> {
         Err(e) => Err(e.into()),
     }
 }
+
+#[derive(Args)]
+#[command(
+    after_help = "Prints the report's SQL with each :name parameter replaced by its \
+value (a given --param, else the report's default), for DuckDB or Spark over a lake \
+(the one rewrite the canned reports need there; run the script of `heapdb lake-views` \
+first). --param label.KEY=VALUE adds statements that show only the labelled captures, as \
+`heapdb query` does.\n\n\
+Examples:\n  heapdb lake-views /lake/heap > views.sql\n  \
+heapdb lake-sql top-realloc-sites --param capture=17 | duckdb -init views.sql\n  \
+heapdb lake-sql trend --param label.branch=main --param by=build > trend.sql"
+)]
+pub struct LakeSqlArgs {
+    /// A canned report (`heapdb reports` lists them).
+    #[arg(value_name = "REPORT")]
+    pub report: String,
+    /// NAME=VALUE for a parameter of the report (repeatable), as for `heapdb query`.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+pub fn run_sql(a: LakeSqlArgs) -> anyhow::Result<Outcome> {
+    let (labels, given) = super::query::split_params(&a.params)?;
+    let report = heapdb::query::reports::get(&a.report)?;
+    let bound = report.bind(&given)?;
+    let (setup, undo) = heapdb::lake::sql::label_filter(&labels);
+    let body = heapdb::lake::sql::inline_params(report.sql, &bound);
+    let body = body.trim_end();
+    let sep = if body.ends_with(';') { "" } else { ";" };
+    let s = format!("{setup}{body}{sep}\n{undo}");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(Outcome::Ok),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Ok),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -82,6 +82,9 @@ pub enum Command {
     /// Print the DuckDB script (views over the Parquet files) that runs the canned
     /// reports on a lake.
     LakeViews(lake::LakeViewsArgs),
+    /// Print a canned report as SQL for DuckDB or Spark over a lake (parameters
+    /// written in).
+    LakeSql(lake::LakeSqlArgs),
 }
 
 /// The process-wide cancellation token: Ctrl-C and SIGTERM request, jobs poll.
@@ -114,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(args, quiet),
         Command::Export(args) => lake::run_export(args, quiet),
         Command::LakeViews(args) => lake::run_views(args),
+        Command::LakeSql(args) => lake::run_sql(args),
     };
     ExitCode::from(exit::code(result))
 }

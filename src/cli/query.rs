@@ -90,12 +90,14 @@ pub struct SchemaArgs {
     pub format: Option<Format>,
 }
 
-pub fn run(a: QueryArgs, quiet: bool) -> anyhow::Result<Outcome> {
-    let format = choose(a.format, Format::Csv);
+/// `--param`s: the `label.KEY=VALUE` filters, and the others as SQL values.
+pub(crate) type SplitParams = (Vec<(String, String)>, Vec<(String, rusqlite::types::Value)>);
+
+/// Splits `--param`s into label filters and parameter values.
+pub(crate) fn split_params(params: &[String]) -> anyhow::Result<SplitParams> {
     // label.KEY=VALUE select captures; their values stay text (a build number such as
     // 26100.1234 is not a real).
-    let (label_params, plain): (Vec<&String>, Vec<&String>) = a
-        .params
+    let (label_params, plain): (Vec<&String>, Vec<&String>) = params
         .iter()
         .partition(|p| p.trim_start().trim_start_matches(':').starts_with("label."));
     let labels: Vec<(String, String)> = label_params
@@ -112,6 +114,12 @@ pub fn run(a: QueryArgs, quiet: bool) -> anyhow::Result<Outcome> {
         .iter()
         .map(|p| parse_param(p))
         .collect::<Result<Vec<_>, _>>()?;
+    Ok((labels, given))
+}
+
+pub fn run(a: QueryArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let format = choose(a.format, Format::Csv);
+    let (labels, given) = split_params(&a.params)?;
     let (sql, params) = match (&a.sql, &a.file, a.report.as_deref()) {
         (Some(s), _, _) => (s.clone(), given),
         (None, Some(f), _) => (query::read_sql_file(f)?, given),

@@ -279,7 +279,7 @@ fn run_migration(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 /// The `CREATE VIEW` statements of `schema/003_views.sql`, one per view, as SQLite
 /// stores them in `sqlite_master.sql`.
-pub(crate) fn view_statements() -> Vec<(String, String)> {
+pub fn view_statements() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for stmt in VIEWS_SQL.split(';') {
         let code: Vec<&str> = stmt

@@ -20,6 +20,7 @@
 pub mod export;
 pub mod parquet;
 pub mod sink;
+pub mod sql;
 pub mod views;
 
 use self::parquet::{FileSchema, TableWriter};
