@@ -45,7 +45,7 @@ SELECT d.*,
        CASE WHEN :group IN ('stack', 'site') THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = d.site_id) END AS stack
 FROM (
 SELECT process,
-       label AS site,
+       max(label) AS site,   -- one per k (max(): DuckDB wants it aggregated)
        k AS site_key,
        max(site_id) AS site_id,
        CASE WHEN sum(capture_id = (SELECT a FROM pair)) = 0 THEN 'new'

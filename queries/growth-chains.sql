@@ -57,6 +57,9 @@ last AS (
         ORDER BY c.bytes DESC, b.chain_index DESC, b.chain_id
         LIMIT :limit)
 )
+-- The rows, then their order: DuckDB cannot sort by an alias of a subquery
+-- (bytes_copied) inside an expression, so the ORDER BY reads the finished rows.
+SELECT * FROM (
 SELECT l.pid,
        p.name                                             AS process,
        l.heap,
@@ -81,5 +84,6 @@ JOIN blocks f ON f.block_id = l.chain_id
 LEFT JOIN capture_stacks cs ON cs.capture_id = (SELECT id FROM cap) AND cs.pid = l.pid AND cs.stack_id = f.start_stack_id
 LEFT JOIN sites si ON si.site_id = cs.site_id
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = l.pid
-ORDER BY CASE WHEN :order = 'copied' THEN bytes_copied ELSE l.chain_index END DESC,
-         l.chain_index DESC, CASE WHEN :order = 'copied' THEN 0 ELSE l.size END DESC, l.chain_id;
+)
+ORDER BY CASE WHEN :order = 'copied' THEN bytes_copied ELSE reallocs END DESC,
+         reallocs DESC, CASE WHEN :order = 'copied' THEN 0 ELSE final_size END DESC, chain_id;

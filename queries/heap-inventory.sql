@@ -25,12 +25,13 @@ e AS (
     WHERE capture_id = (SELECT id FROM cap) AND (:pid IS NULL OR pid = :pid) AND opcode <> 55
     GROUP BY pid, heap
 ),
+-- The sources of each heap's reallocs, in source order (the ORDER BY in the aggregate:
+-- DuckDB does not keep a subquery's order).
 r AS (
-    SELECT pid, heap, group_concat(name, ',') AS sources
+    SELECT pid, heap, group_concat(name, ',' ORDER BY source) AS sources
     FROM (SELECT DISTINCT c.pid, c.heap, c.source, coalesce(s.name, CAST(c.source AS TEXT)) AS name
           FROM heap_event_counts c LEFT JOIN sources s ON s.source = c.source
-          WHERE c.capture_id = (SELECT id FROM cap) AND c.opcode = 34 AND (:pid IS NULL OR c.pid = :pid)
-          ORDER BY c.pid, c.heap, c.source)
+          WHERE c.capture_id = (SELECT id FROM cap) AND c.opcode = 34 AND (:pid IS NULL OR c.pid = :pid))
     GROUP BY pid, heap
 ),
 b AS (

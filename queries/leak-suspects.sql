@@ -20,15 +20,17 @@
 -- the block (a buffer that only ever grows and is never released). largest_block: the
 -- biggest AIFO block; first_s / last_s: when the first and last of them started, in
 -- seconds after the session start.
+-- BIGINT, not INTEGER, in casts: the same in SQLite (64-bit either way), but DuckDB's
+-- INTEGER is 32-bit.
 WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi, start_time_ns,
-                    max(CASE WHEN :since IS NULL THEN -9223372036854775807 ELSE start_time_ns + CAST(round(:since * 1e9) AS INTEGER) END, first_event_ns) AS t_from,
-                    min(CASE WHEN :until IS NULL THEN 9223372036854775807 ELSE start_time_ns + CAST(round(:until * 1e9) AS INTEGER) END, last_event_ns + 1) AS t_to
+                    max(CASE WHEN :since IS NULL THEN -9223372036854775807 ELSE start_time_ns + CAST(round(:since * 1e9) AS BIGINT) END, first_event_ns) AS t_from,
+                    min(CASE WHEN :until IS NULL THEN 9223372036854775807 ELSE start_time_ns + CAST(round(:until * 1e9) AS BIGINT) END, last_event_ns + 1) AS t_to
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 aifo AS (
     SELECT b.*,
            CAST((b.start_ns - (SELECT t_from FROM cap)) * max(:slices, 1)
-                / max((SELECT t_to - t_from FROM cap), 1) AS INTEGER) AS slice
+                / max((SELECT t_to - t_from FROM cap), 1) AS BIGINT) AS slice
     FROM blocks b
     WHERE b.block_id BETWEEN (SELECT lo FROM cap) AND (SELECT hi FROM cap)
       AND +b.capture_id = (SELECT id FROM cap)
@@ -91,7 +93,8 @@ s AS (
            min(p.first_ns) AS first_ns,
            max(p.last_ns) AS last_ns
     FROM ranked r
-    JOIN per p ON p.pid = r.pid AND p.stack_id IS r.stack_id AND p.heap IS r.heap
+    -- IS NOT DISTINCT FROM: equal, or both NULL (SQLite's `a IS b`, which DuckDB lacks)
+    JOIN per p ON p.pid = r.pid AND p.stack_id IS NOT DISTINCT FROM r.stack_id AND p.heap IS NOT DISTINCT FROM r.heap
     GROUP BY r.pid, r.site_key
 )
 SELECT s.site,

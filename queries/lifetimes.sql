@@ -24,9 +24,11 @@
 -- site_key, stacks and stack; without stacks, the heap); blocks from before the trace
 -- have none ('(before the trace)', per heap). stack_id: the row's stack with the most
 -- net bytes.
+-- BIGINT, not INTEGER, in casts: the same in SQLite (64-bit either way), but DuckDB's
+-- INTEGER is 32-bit.
 WITH cap AS (SELECT capture_id AS id, first_block_id AS lo, last_block_id AS hi,
-                    CASE WHEN :since IS NULL THEN -9223372036854775807 ELSE start_time_ns + CAST(round(:since * 1e9) AS INTEGER) END AS t_from,
-                    CASE WHEN :until IS NULL THEN 9223372036854775807 ELSE start_time_ns + CAST(round(:until * 1e9) AS INTEGER) END AS t_to
+                    CASE WHEN :since IS NULL THEN -9223372036854775807 ELSE start_time_ns + CAST(round(:since * 1e9) AS BIGINT) END AS t_from,
+                    CASE WHEN :until IS NULL THEN 9223372036854775807 ELSE start_time_ns + CAST(round(:until * 1e9) AS BIGINT) END AS t_to
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures))),
 -- A window given: every lifetime of the capture is classed by its times.

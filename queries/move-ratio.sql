@@ -17,10 +17,12 @@ WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi,
                     start_time_ns + coalesce(:until, 1e12) * 1e9 AS t_to
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures)))
+-- max(p.name), max(s.name): one value per group already; the aggregate says so, as
+-- DuckDB requires of every column neither grouped nor aggregated.
 SELECT r.pid,
-       p.name                                    AS process,
+       max(p.name)                               AS process,
        r.heap,
-       coalesce(s.name, CAST(r.source AS TEXT))  AS source,
+       coalesce(max(s.name), CAST(r.source AS TEXT)) AS source,
        count(*)                                  AS reallocs,
        sum(r.moved)                              AS moved,
        round(100.0 * sum(r.moved) / count(*), 1) AS moved_pct,

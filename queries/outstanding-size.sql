@@ -46,9 +46,11 @@ se0 AS (
 ),
 -- by=site: each (process, stack) named by its call site; site_key is what a series is.
 named AS (
-    SELECT a.pid, a.k AS stack_id, sum(a.bytes) AS bytes, g.site_id,
-           coalesce(g.site_key, CASE WHEN a.k IS NULL THEN '(no stack)' ELSE 'stack ' || a.k END) AS site_key,
-           coalesce(g.site, CASE WHEN a.k IS NULL THEN '(no stack)' ELSE 'stack ' || a.k END) AS site
+    -- max(g.*): one stack_groups_v row per (process, stack) at most; the aggregate says
+    -- so, as DuckDB requires of every column neither grouped nor aggregated.
+    SELECT a.pid, a.k AS stack_id, sum(a.bytes) AS bytes, max(g.site_id) AS site_id,
+           coalesce(max(g.site_key), CASE WHEN a.k IS NULL THEN '(no stack)' ELSE 'stack ' || a.k END) AS site_key,
+           coalesce(max(g.site), CASE WHEN a.k IS NULL THEN '(no stack)' ELSE 'stack ' || a.k END) AS site
     FROM se0 a
     LEFT JOIN stack_groups_v g ON g.capture_id = (SELECT id FROM cap) AND g.pid = a.pid
                               AND g.stack_id = a.k AND g.grp = :group
@@ -64,39 +66,44 @@ names AS (
           FROM named n)
     GROUP BY pid, site_key
 ),
+-- A series is (pid, k, sk): k the number (0 with by=process, the heap with by=heap), sk
+-- the call site's site_key with by=site (k is then NULL). Two columns rather than one
+-- holding either: a DuckDB column has one type (and its NULLs a type too, hence the casts).
 se AS (
-    SELECT se0.pid, se0.k, se0.sb, se0.eb, se0.bytes, se0.n FROM se0 WHERE :by <> 'site'
+    SELECT se0.pid, se0.k, CAST(NULL AS TEXT) AS sk, se0.sb, se0.eb, se0.bytes, se0.n FROM se0 WHERE :by <> 'site'
     UNION ALL
-    SELECT se0.pid, n.site_key, se0.sb, se0.eb, sum(se0.bytes), sum(se0.n)
-    FROM se0 JOIN named n ON n.pid = se0.pid AND n.stack_id IS se0.k
+    SELECT se0.pid, CAST(NULL AS BIGINT), n.site_key, se0.sb, se0.eb, sum(se0.bytes), sum(se0.n)
+    -- IS NOT DISTINCT FROM: equal, or both NULL (SQLite's `a IS b`, which DuckDB lacks)
+    FROM se0 JOIN named n ON n.pid = se0.pid AND n.stack_id IS NOT DISTINCT FROM se0.k
     GROUP BY se0.pid, n.site_key, se0.sb, se0.eb
 ),
 d AS (
-    SELECT pid, k, sb AS b, bytes AS dbytes, n AS dblocks, bytes AS allocated, 0 AS ended FROM se
+    SELECT pid, k, sk, sb AS b, bytes AS dbytes, n AS dblocks, bytes AS allocated, 0 AS ended FROM se
     UNION ALL
-    SELECT pid, k, eb, -bytes, -n, 0, bytes FROM se WHERE eb IS NOT NULL
+    SELECT pid, k, sk, eb, -bytes, -n, 0, bytes FROM se WHERE eb IS NOT NULL
 ),
 g AS (
-    SELECT pid, k, b, sum(dbytes) AS dbytes, sum(dblocks) AS dblocks,
+    SELECT pid, k, sk, b, sum(dbytes) AS dbytes, sum(dblocks) AS dblocks,
            sum(allocated) AS allocated, sum(ended) AS ended
-    FROM d GROUP BY pid, k, b
+    FROM d GROUP BY pid, k, sk, b
 ),
-keys AS (SELECT DISTINCT pid, k FROM g),
+keys AS (SELECT DISTINCT pid, k, sk FROM g),
 series AS (
-    SELECT keys.pid, keys.k, bk.b,
+    SELECT keys.pid, keys.k, keys.sk, bk.b,
            sum(coalesce(g.dbytes, 0)) OVER w AS bytes,
            sum(coalesce(g.dblocks, 0)) OVER w AS blocks,
            coalesce(g.allocated, 0) AS allocated,
            coalesce(g.ended, 0) AS ended
     FROM keys CROSS JOIN bk
-    LEFT JOIN g ON g.pid = keys.pid AND g.k IS keys.k AND g.b = bk.b
-    WINDOW w AS (PARTITION BY keys.pid, keys.k ORDER BY bk.b)
+    LEFT JOIN g ON g.pid = keys.pid AND g.k IS NOT DISTINCT FROM keys.k
+               AND g.sk IS NOT DISTINCT FROM keys.sk AND g.b = bk.b
+    WINDOW w AS (PARTITION BY keys.pid, keys.k, keys.sk ORDER BY bk.b)
 ),
 peaks AS (
-    SELECT pid, k, max(bytes) AS peak FROM series GROUP BY pid, k
+    SELECT pid, k, sk, max(bytes) AS peak FROM series GROUP BY pid, k, sk
 ),
 kept AS (
-    SELECT pid, k FROM (SELECT pid, k, row_number() OVER (ORDER BY peak DESC, pid, k) AS rn FROM peaks)
+    SELECT pid, k, sk FROM (SELECT pid, k, sk, row_number() OVER (ORDER BY peak DESC, pid, k, sk) AS rn FROM peaks)
     WHERE rn <= max(:top, 1) OR :by NOT IN ('heap', 'site')
 )
 SELECT s.b AS bucket,
@@ -115,7 +122,7 @@ SELECT s.b AS bucket,
        nm.site_key,
        CASE WHEN :group = 'stack' THEN (SELECT v.stack FROM sites_v v WHERE v.site_id = nm.site_id) END AS stack
 FROM series s
-JOIN kept ON kept.pid = s.pid AND kept.k IS s.k
-LEFT JOIN names nm ON :by = 'site' AND nm.pid = s.pid AND nm.site_key = s.k
+JOIN kept ON kept.pid = s.pid AND kept.k IS NOT DISTINCT FROM s.k AND kept.sk IS NOT DISTINCT FROM s.sk
+LEFT JOIN names nm ON :by = 'site' AND nm.pid = s.pid AND nm.site_key = s.sk
 LEFT JOIN process_names p ON p.capture_id = (SELECT id FROM cap) AND p.pid = s.pid
-ORDER BY s.pid, s.k, s.b;
+ORDER BY s.pid, s.k, s.sk, s.b;

@@ -15,8 +15,10 @@ WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi,
                     start_time_ns + coalesce(:until, 1e12) * 1e9 AS t_to
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures)))
-SELECT CASE WHEN r.new_size > 0 THEN CAST(pow(2, floor(log2(r.new_size))) AS INTEGER) ELSE 0 END AS size_class,
-       coalesce(s.name, CAST(r.source AS TEXT)) AS source,
+-- CAST AS BIGINT: 64-bit in both (DuckDB's INTEGER is 32-bit; a 2 GiB class would overflow).
+SELECT CASE WHEN r.new_size > 0 THEN CAST(pow(2, floor(log2(r.new_size))) AS BIGINT) ELSE 0 END AS size_class,
+       -- max(): one name per source already (DuckDB wants each column grouped or aggregated)
+       coalesce(max(s.name), CAST(r.source AS TEXT)) AS source,
        count(*)                                  AS reallocs,
        sum(r.moved)                              AS moved,
        round(100.0 * sum(r.moved) / count(*), 1) AS moved_pct,

@@ -63,7 +63,8 @@ common AS (
         SELECT n.pid, n.site_key, st.step,
                row_number() OVER (PARTITION BY n.pid, n.site_key ORDER BY sum(st.n) DESC, st.step) AS rn
         FROM named n
-        JOIN steps st ON st.pid = n.pid AND st.stack_id IS n.stack_id AND st.heap IS n.heap
+        -- IS NOT DISTINCT FROM: equal, or both NULL (SQLite's `a IS b`, which DuckDB lacks)
+        JOIN steps st ON st.pid = n.pid AND st.stack_id IS NOT DISTINCT FROM n.stack_id AND st.heap IS NOT DISTINCT FROM n.heap
         WHERE EXISTS (SELECT 1 FROM g WHERE g.pid = n.pid AND g.site_key = n.site_key)
         GROUP BY n.pid, n.site_key, st.step)
     WHERE rn = 1

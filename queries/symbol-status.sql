@@ -17,17 +17,24 @@ WITH caps AS (SELECT capture_id FROM captures WHERE :capture IS NULL OR capture_
 img AS (
     -- The PDB identity of each image: its pdbs row once symbolization has seen it,
     -- else the file name of its pdb_path (directory dropped), GUID and age.
-    SELECT i.capture_id, i.pid, i.name AS module, i.pdb_id,
+    SELECT i.capture_id, i.pid, i.name AS module, i.pdb_id, i.image_row,
            coalesce(p.name, replace(i.pdb_path, rtrim(i.pdb_path, replace(replace(i.pdb_path, '\', ''), '/', '')), ''))
              AS pdb, coalesce(p.guid, i.pdb_guid) AS guid, coalesce(p.age, i.pdb_age) AS age
     FROM images i
     LEFT JOIN pdbs p ON p.pdb_id = i.pdb_id
     WHERE i.pdb_guid IS NOT NULL AND i.capture_id IN (SELECT capture_id FROM caps)
 ),
+-- Each PDB's modules, listed in the order their images were stored (first image_row):
+-- said explicitly, as DuckDB (and SQLite under another plan) keeps no input order.
+mods AS (
+    SELECT lower(pdb) AS pdb_key, guid, age, module, max(pdb) AS pdb, max(pdb_id) AS pdb_id,
+           min(image_row) AS first_row
+    FROM img GROUP BY lower(pdb), guid, age, module
+),
 ids AS (
-    SELECT lower(pdb) AS pdb_key, guid, age, max(pdb) AS pdb, max(pdb_id) AS pdb_id,
-           group_concat(DISTINCT module) AS modules
-    FROM img GROUP BY lower(pdb), guid, age
+    SELECT pdb_key, guid, age, max(pdb) AS pdb, max(pdb_id) AS pdb_id,
+           group_concat(module, ',' ORDER BY first_row) AS modules
+    FROM mods GROUP BY pdb_key, guid, age
 ),
 -- Call sites seen in a process that loaded the PDB's module: (pdb, site).
 cs AS (

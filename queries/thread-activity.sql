@@ -16,7 +16,7 @@ WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi,
              FROM captures
              WHERE capture_id = coalesce(:capture, (SELECT max(capture_id) FROM captures)))
 SELECT r.pid,
-       p.name                      AS process,
+       max(p.name)                 AS process,   -- one per pid (max(): DuckDB wants it aggregated)
        r.tid,
        count(*)                    AS reallocs,
        sum(r.moved)                AS moves,

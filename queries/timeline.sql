@@ -20,7 +20,10 @@ WITH cap AS (SELECT capture_id AS id, first_event_id AS lo, last_event_id AS hi,
 c AS (SELECT start_time_ns FROM captures WHERE capture_id = (SELECT id FROM cap)),
 -- Counted per bucket and process first; only those rows are named.
 t AS (
-    SELECT CAST((r.time_ns - c.start_time_ns) / (1000000 * :bucket_ms) AS INTEGER) * :bucket_ms AS bucket_start_ms,
+    -- trunc(): a fractional bucket_ms makes the quotient a real, and SQLite's CAST
+    -- truncates it where DuckDB's rounds; trunc() first gives both SQLite's answer.
+    -- BIGINT: DuckDB's INTEGER is 32-bit.
+    SELECT CAST(trunc((r.time_ns - c.start_time_ns) / (1000000 * :bucket_ms)) AS BIGINT) * :bucket_ms AS bucket_start_ms,
            r.pid,
            count(*)                     AS reallocs,
            sum(r.moved)                 AS moves,

@@ -79,7 +79,10 @@ SELECT s.site,
                               AND f.address >= i.base AND f.address < i.base + i.size
                  WHERE f.stack_id = s.stack_id
                    AND i.name NOT IN ('ntdll.dll', 'kernelbase.dll', 'kernel32.dll', 'ucrtbase.dll', 'msvcrt.dll', 'vcruntime140.dll')
-                 ORDER BY f.depth LIMIT 1),
+                 -- Images overlapping (one unloaded, another loaded over it): the lowest
+                 -- base, then the first stored, as SQLite's index scan gave them before this
+                 -- was spelled out (DuckDB needs the order total to pick the same).
+                 ORDER BY f.depth, i.base, i.image_row LIMIT 1),
                 (SELECT printf('0x%x', leaf) FROM stacks WHERE stack_id = s.stack_id)) AS leaf,
        s.reallocs,
        s.moved,

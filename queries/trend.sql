@@ -53,7 +53,7 @@ vals AS (
     FROM win w
     JOIN pts p ON p.point = w.point
     JOIN site_stats_v v ON v.capture_id = p.capture_id
-    GROUP BY v.process, k, w.seq
+    GROUP BY v.process, k, w.seq, w.captures   -- captures: one per seq (DuckDB wants it grouped)
 ),
 keys AS (
     SELECT process, k, max(label) AS label, max(site_id) AS site_id FROM vals GROUP BY process, k
@@ -79,7 +79,7 @@ fit AS (
            max(CASE WHEN s.seq = r.start_seq THEN s.v END) AS v_start,
            max(CASE WHEN s.seq = r.last_seq THEN s.v END) AS v_last
     FROM runs r JOIN steps s ON s.process = r.process AND s.k = r.k AND s.seq >= r.start_seq
-    GROUP BY r.process, r.k
+    GROUP BY r.process, r.k, r.start_seq, r.last_seq, r.series   -- one runs row per (process, k)
 ),
 pre AS (
     -- The points before the rise: a rise must end above their level by more than
@@ -121,5 +121,7 @@ SELECT fl.process,
 FROM flagged fl
 JOIN keys ON keys.process = fl.process AND keys.k = fl.k
 WHERE fl.rising OR NOT :only_rising
-ORDER BY fl.rising DESC, fl.slope * fl.rising DESC, fl.v_last DESC, fl.process, keys.label
+-- CAST(rising AS INTEGER): its 0/1 (SQLite has no other booleans; DuckDB multiplies no
+-- BOOLEAN).
+ORDER BY fl.rising DESC, fl.slope * CAST(fl.rising AS INTEGER) DESC, fl.v_last DESC, fl.process, keys.label
 LIMIT :limit;

@@ -117,7 +117,9 @@ SELECT sf.site_id, sf.depth,
         FROM symbols i WHERE i.pdb_id = sym.pdb_id AND i.rva = sym.rva AND i.inline_depth > 0) AS inlined,
        sym.function, sf.module, sf.rva, sf.address
 FROM site_frames sf
-LEFT JOIN symbols sym ON sym.pdb_id = sf.pdb_id AND sym.rva = sf.rva - (sf.depth > 0) AND sym.inline_depth = 0;
+-- The symbol of a return address (depth > 0) is the call instruction's, one byte before.
+-- (A CASE rather than subtracting the comparison: DuckDB does no arithmetic on booleans.)
+LEFT JOIN symbols sym ON sym.pdb_id = sf.pdb_id AND sym.rva = sf.rva - CASE WHEN sf.depth > 0 THEN 1 ELSE 0 END AND sym.inline_depth = 0;
 
 -- Stack frames, innermost first, named: `frame` is module!function+0xOFF once the
 -- module's PDB was found (heapdb symbolize), else module+0xRVA, else the address;
@@ -149,7 +151,11 @@ DROP VIEW IF EXISTS pdbs_v;
 CREATE VIEW pdbs_v AS
 SELECT p.pdb_id, p.name, p.guid, p.age, p.status, p.path, p.found_by, p.message, p.rvas,
        (SELECT count(*) FROM site_frames sf WHERE sf.pdb_id = p.pdb_id) AS site_frames,
-       (SELECT group_concat(DISTINCT i.name) FROM images i WHERE i.pdb_id = p.pdb_id) AS modules,
+       -- its modules, in the order their images were stored (first image_row): said
+       -- explicitly, as DuckDB keeps no input order
+       (SELECT group_concat(m.name, ',' ORDER BY m.first_row)
+        FROM (SELECT i.name, min(i.image_row) AS first_row FROM images i
+              WHERE i.pdb_id = p.pdb_id GROUP BY i.name) m) AS modules,
        strftime('%Y-%m-%dT%H:%M:%SZ', p.updated_ns / 1e9, 'unixepoch') AS updated
 FROM pdbs p;
 
