@@ -456,7 +456,7 @@ def main():
             "; ".join(r[2] for r in REWRITES) or "none",
         )
     )
-    total = ok = 0
+    total = ok = skipped = 0
     per_report = {}
     counts = {}
     for r in reports:
@@ -464,6 +464,7 @@ def main():
         counts[r["name"]] = len(vs)
         if not vs:
             print("SKIP  %s (no data to run it with)" % r["name"])
+            skipped += 1
             continue
         for given in vs:
             total += 1
@@ -503,8 +504,14 @@ def main():
     if views:
         print("summary: %d of %d views matched" % (vok, len(views)))
     print(
-        "summary: %d of %d variants matched; %d of %d reports matched in every variant"
-        % (ok, total, sum(1 for n, c in counts.items() if c and per_report.get(n, 0) == c), len(reports))
+        "summary: %d of %d variants matched; %d of %d reports matched in every variant%s"
+        % (
+            ok,
+            total,
+            sum(1 for n, c in counts.items() if c and per_report.get(n, 0) == c),
+            len(reports),
+            " (%d skipped: no data to run it with)" % skipped if skipped else "",
+        )
     )
     return 0 if ok == total and vok == len(views) else 1
 
