@@ -66,7 +66,8 @@ q AS (
                                  WHERE r.id BETWEEN c.first_event_id AND c.last_event_id
                                    AND r.capture_id = c.capture_id)) AS reallocs,
            c.moving_reallocs_linked,
-           c.first_block_id IS NOT NULL AS lifetimes,
+           -- CAST: 0/1 on DuckDB too, as in SQLite (a comparison is a BOOLEAN there)
+           CAST(c.first_block_id IS NOT NULL AS INTEGER) AS lifetimes,
            CASE WHEN c.first_block_id IS NOT NULL THEN coalesce(k.before_trace, 0) END AS blocks_before_trace,
            CASE WHEN c.first_block_id IS NOT NULL THEN coalesce(k.unseen, 0) END AS reallocs_old_block_unseen,
            CASE WHEN c.first_block_id IS NOT NULL THEN coalesce(k.lost_allocs, 0) END AS lost_allocs,

@@ -72,8 +72,9 @@ SELECT l.pid,
         WHERE m.chain_id = l.chain_id AND m.end_kind = 2)   AS bytes_copied,
        l.address                                          AS final_address,
        round((l.start_ns - coalesce(f.start_ns, f.end_ns)) / 1e6, 3) AS duration_ms,
-       l.end_kind = 7                                     AS still_live,            -- live_at_end
-       f.start_kind >= 3                                  AS started_before_trace,  -- before_trace, lost_alloc
+       -- CAST: 0/1 on DuckDB too, as in SQLite (a comparison is a BOOLEAN there)
+       CAST(l.end_kind = 7 AS INTEGER)                    AS still_live,            -- live_at_end
+       CAST(f.start_kind >= 3 AS INTEGER)                 AS started_before_trace,  -- before_trace, lost_alloc
        (SELECT name FROM block_end_kinds WHERE kind = l.end_kind) AS final_end,
        l.chain_id,
        f.start_stack_id                                   AS first_stack_id,

@@ -46,8 +46,9 @@ b AS (
 SELECT e.pid,
        p.name                       AS process,
        e.heap,
-       e.creates > 0                AS created,
-       e.destroys > 0               AS destroyed,
+       -- CAST: 0/1 on DuckDB too, as in SQLite (a comparison is a BOOLEAN there)
+       CAST(e.creates > 0 AS INTEGER)  AS created,
+       CAST(e.destroys > 0 AS INTEGER) AS destroyed,
        e.allocs,
        e.reallocs,
        e.frees,

@@ -46,7 +46,8 @@ SELECT r.id,
        coalesce(s.name, CAST(r.source AS TEXT)) AS source,
        r.source AS source_id,
        r.stack_id,
-       r.alloc_id IS NOT NULL AS logged_with_alloc_free,
+       -- CAST: 0/1 on DuckDB too, as in SQLite (a comparison is a BOOLEAN there)
+       CAST(r.alloc_id IS NOT NULL AS INTEGER) AS logged_with_alloc_free,
        r.pointer_size,
        r.file_offset,
        r.heap, r.new_address, r.old_address       -- numeric forms, for filters and joins

@@ -16,7 +16,9 @@ Each report runs with its defaults and with a set of parameter variants chosen f
 data (every capture id, latest/previous, a busy process, heap and address, a time window,
 every choice of group/order/by/metric, small limits, a label filter, ...). Rows are
 compared in order (every report orders its rows totally): same columns, integers equal,
-reals within a relative 1e-9, text equal; DuckDB's booleans count as SQLite's 0/1.
+reals within a relative 1e-9, text equal (a DuckDB BOOLEAN differs from SQLite's 0/1:
+the SQL casts its flags). Every view of schema/003_views.sql is compared too, as a
+multiset (a view has no order).
 
 One line per report and variant, then a summary. Exit status: 0 every variant matched,
 1 some did not, 2 usage or setup error. Uses only the duckdb package and the standard
@@ -368,9 +370,7 @@ def check_view(con, heapdb, db, name):
 
 
 def norm(v):
-    if isinstance(v, bool):
-        return int(v)
-    if v is not None and not isinstance(v, (int, float, str)):
+    if v is not None and not isinstance(v, (bool, int, float, str)):
         try:
             return float(v)  # Decimal
         except (TypeError, ValueError):
@@ -380,6 +380,8 @@ def norm(v):
 
 def same(a, b):
     a, b = norm(a), norm(b)
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False  # a DuckDB BOOLEAN is not SQLite's 0/1 (Python would say True == 1)
     if a is None or b is None:
         return a is None and b is None
     if isinstance(a, int) and isinstance(b, int):
@@ -454,7 +456,7 @@ def main():
             "; ".join(r[2] for r in REWRITES) or "none",
         )
     )
-    total = ok = 0
+    total = ok = skipped = 0
     per_report = {}
     counts = {}
     for r in reports:
@@ -462,6 +464,7 @@ def main():
         counts[r["name"]] = len(vs)
         if not vs:
             print("SKIP  %s (no data to run it with)" % r["name"])
+            skipped += 1
             continue
         for given in vs:
             total += 1
@@ -501,8 +504,14 @@ def main():
     if views:
         print("summary: %d of %d views matched" % (vok, len(views)))
     print(
-        "summary: %d of %d variants matched; %d of %d reports matched in every variant"
-        % (ok, total, sum(1 for n, c in counts.items() if c and per_report.get(n, 0) == c), len(reports))
+        "summary: %d of %d variants matched; %d of %d reports matched in every variant%s"
+        % (
+            ok,
+            total,
+            sum(1 for n, c in counts.items() if c and per_report.get(n, 0) == c),
+            len(reports),
+            " (%d skipped: no data to run it with)" % skipped if skipped else "",
+        )
     )
     return 0 if ok == total and vok == len(views) else 1
 
