@@ -45,15 +45,18 @@ REPO = os.path.dirname(HERE)
 # (it ends with the group's keys), so rows are compared in order; `ordered: False`
 # would compare them as sorted multisets instead.
 REPORTS = [
-    ("source-breakdown", [{}, {"capture": "1"}]),
+    ("source-breakdown", [{}, {"capture": "1"}, {"pid": "@pid"}]),
     ("size-histogram", [{}, {"capture": "2", "since": "0.5"}]),
-    ("heap-inventory", [{}, {"capture": "1"}]),
+    ("heap-inventory", [{}, {"capture": "1"}, {"pid": "@pid"}]),
     ("move-ratio", [{}, {"capture": "1", "since": "0.25", "until": "1.5", "limit": "5"}]),
     ("top-realloc-sites", [{}, {"order": "bytes_copied", "limit": "50"},
-                           {"group": "module", "capture": "1"}]),
-    ("outstanding-at-end", [{}, {"group": "module"}, {"capture": "2", "limit": "100"}]),
+                           {"group": "module", "capture": "1"}, {"group": "stack", "pid": "@pid"}]),
+    ("outstanding-at-end", [{}, {"group": "module"}, {"capture": "2", "limit": "100"},
+                            {"group": "stack", "limit": "10"}]),
     ("leak-suspects", [{}, {"slices": "4", "capture": "1"}, {"group": "module", "since": "0.5"}]),
 ]
+# "@pid": a process of the latest capture (the one with the most reallocs), looked up
+# in the database, so the pid filters are exercised whatever the captures.
 ORDERED = {name: True for name, _ in REPORTS}
 
 # Views of schema/003_views.sql the reports above use (directly or through each other).
@@ -378,6 +381,7 @@ def spark_session():
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
             .getOrCreate())
 
@@ -521,12 +525,22 @@ def main():
     spark.udf.register("sqlite_round", sqlite_round, "double")
     register_lake(spark, a.lake)
     ok = bad = 0
+    pid_sql = ("SELECT pid FROM reallocs WHERE capture_id = (SELECT max(capture_id) FROM captures) "
+               "GROUP BY pid ORDER BY count(*) DESC, pid LIMIT 1")
+    p = subprocess.run([a.heapdb, "query", "-q", "--db", a.db, "--sql", pid_sql, "--format", "json"],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"error: {a.heapdb} query --db {a.db}: exit {p.returncode}: {p.stderr.strip()}", file=sys.stderr)
+        return 2
+    rows = json.loads(p.stdout or "[]")
+    some_pid = str(rows[0]["pid"]) if rows else "all"
     for name, variants in REPORTS:
         if only and name not in only:
             continue
         raw = open(os.path.join(REPO, "queries", name + ".sql")).read()
         defaults = param_defaults(raw)
         for v in variants:
+            v = {k: (some_pid if x == "@pid" else x) for k, x in v.items()}
             params = dict(defaults, **v)
             label = name + ("" if not v else " " + " ".join(f"{k}={x}" for k, x in v.items()))
             t = time.time()
