@@ -25,7 +25,7 @@ repo="$(dirname "$here")"
 die() { echo "check-spark: $*" >&2; exit 2; }
 
 if [ "${1:-}" != "--self-test" ]; then
-    [ $# -ge 2 ] || { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+    [ $# -ge 2 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
     lake="$1"; db="$2"; shift 2
     [ -f "$lake/_heapdb/lake.json" ] || die "$lake: not a heapdb lake (no _heapdb/lake.json)"
     [ -f "$db" ] || die "$db: no such database"

@@ -524,6 +524,23 @@ def main():
     print(f"spark {pyspark.__version__} (local[2]), java {jver}, lake {a.lake}, db {a.db}")
     spark.udf.register("sqlite_round", sqlite_round, "double")
     register_lake(spark, a.lake)
+    # The same captures on both sides (ids and fingerprints), else every report differs.
+    p = subprocess.run([a.heapdb, "query", "-q", "--db", a.db, "--sql",
+                        "SELECT capture_id, fingerprint FROM captures ORDER BY capture_id", "--format", "json"],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"error: {a.heapdb} query --db {a.db}: exit {p.returncode}: {p.stderr.strip()}", file=sys.stderr)
+        return 2
+    in_db = [(r["capture_id"], r["fingerprint"]) for r in json.loads(p.stdout or "[]")]
+    in_lake = [(r[0], r[1]) for r in spark.sql(
+        "SELECT capture_id, fingerprint FROM captures ORDER BY capture_id").collect()]
+    if in_db != in_lake:
+        print(f"error: the lake and the database hold different captures (capture_id, fingerprint):\n"
+              f"  db   {in_db}\n  lake {in_lake}\n"
+              f"make the lake with `heapdb export --db {a.db}` to compare them", file=sys.stderr)
+        spark.stop()
+        return 2
+    print(f"{len(in_db)} capture(s), the same ids and fingerprints in the lake and the database")
     ok = bad = 0
     pid_sql = ("SELECT pid FROM reallocs WHERE capture_id = (SELECT max(capture_id) FROM captures) "
                "GROUP BY pid ORDER BY count(*) DESC, pid LIMIT 1")
