@@ -502,10 +502,15 @@ def main():
     ap.add_argument("--heapdb", default=os.environ.get("HEAPDB", "heapdb"))
     ap.add_argument("--only", help="comma-separated report names")
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--list-rewrites", action="store_true", help="print the SQLite -> Spark rewrites")
     ap.add_argument("--show-sql", action="store_true", help="print the rewritten SQL of each run")
     a = ap.parse_args()
     if a.self_test:
         return self_test()
+    if a.list_rewrites:
+        for name, files, _k, _p, _r, reason in REWRITES:
+            print(f"{name} ({'all' if files == '*' else ', '.join(files)}): {reason}")
+        return 0
     if not a.lake or not a.db:
         ap.print_usage(sys.stderr)
         return 2
