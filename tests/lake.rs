@@ -261,7 +261,7 @@ fn ingest_parquet_writes_the_rows_of_the_sqlite_ingest() {
     let root = std::fs::canonicalize(&lake).unwrap();
     for t in &tables {
         assert!(
-            script.contains(&format!("CREATE OR REPLACE VIEW \"{t}\" AS")),
+            script.contains(&format!("CREATE OR REPLACE VIEW lake.\"{t}\" AS")),
             "{t} missing from the view script"
         );
     }

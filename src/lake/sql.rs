@@ -127,14 +127,14 @@ pub fn label_filter(filters: &[(String, String)]) -> (String, String) {
                 "="
             };
             format!(
-                "capture_id IN (SELECT capture_id FROM main.capture_labels WHERE key = {} AND value {op} {})",
+                "capture_id IN (SELECT capture_id FROM lake.capture_labels WHERE key = {} AND value {op} {})",
                 quote(k),
                 quote(v)
             )
         })
         .collect();
     let mut setup = format!(
-        "-- --param label.*: only the captures with these labels.\nCREATE OR REPLACE TEMP VIEW captures AS SELECT * FROM main.captures WHERE {};\n",
+        "-- --param label.*: only the captures with these labels (lake.captures: the lake's table,\n-- see `heapdb lake-views`).\nCREATE OR REPLACE TEMP VIEW captures AS SELECT * FROM lake.captures WHERE {};\n",
         wheres.join(" AND ")
     );
     let mut undo = String::new();

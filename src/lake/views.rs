@@ -36,7 +36,7 @@ fn has_files(dir: &Path) -> bool {
 
 /// The `CREATE VIEW` of one table.
 fn table_view(root: &str, dir: &Path, t: &TableInfo) -> String {
-    let name = ident(&t.name);
+    let name = format!("lake.{}", ident(&t.name));
     if !has_files(&dir.join(&t.name)) {
         // No file yet (nothing stored in it): an empty view of the right shape, so
         // queries still bind.
@@ -83,9 +83,17 @@ pub fn script(dir: &Path) -> Result<String> {
         env!("CARGO_PKG_VERSION")
     );
     s.push_str(DUCKDB_PRELUDE);
-    s.push_str("\n-- The tables: one view per directory of Parquet files.\n");
+    s.push_str(
+        "\n-- The tables: one view per directory of Parquet files, in schema lake, and under\n-- its plain name (`heapdb lake-sql --param label.K=V` shadows captures with a filtered\n-- TEMP view over lake.captures).\nCREATE SCHEMA IF NOT EXISTS lake;\n",
+    );
     for t in &m.tables {
         s.push_str(&table_view(&root, lake.dir(), t));
+    }
+    for t in &m.tables {
+        let n = ident(&t.name);
+        s.push_str(&format!(
+            "CREATE OR REPLACE VIEW {n} AS SELECT * FROM lake.{n};\n"
+        ));
     }
     s.push_str("\n-- heapdb's views (schema/003_views.sql), as in the SQLite database.\n");
     s.push_str(crate::db::VIEWS_SQL);
