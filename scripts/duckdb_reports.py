@@ -2,15 +2,19 @@
 """Runs every canned report (queries/*.sql) on DuckDB and through `heapdb query` on the
 SQLite database, and checks that both give the same rows.
 
-    duckdb_reports.py --init INIT.sql --db heap.db --heapdb PATH/TO/heapdb
+    heapdb lake-views LAKE > views.sql
+    duckdb_reports.py --init views.sql --db heap.db --heapdb PATH/TO/heapdb
                       [--report NAME]... [--verbose]
 
-INIT.sql is executed first in an in-memory DuckDB: in real use the output of
-`heapdb lake-views DIR` (schema/duckdb_prelude.sql, the lake's tables as views over
-read_parquet, then schema/003_views.sql); for a test without a lake,
-scripts/duckdb_test_lake.py makes one from the SQLite database. This script adds no SQL
-of its own to the reports: the prelude lives in INIT.sql, and the only changes to a
-report's text are those in REWRITES below (binding syntax only).
+INIT.sql is executed first in an in-memory DuckDB: the output of `heapdb lake-views DIR`
+(schema/duckdb_prelude.sql, the lake's tables as views over read_parquet, then
+schema/003_views.sql) for a lake holding the database's captures with the same ids
+(`heapdb export`, or `ingest --parquet` of the same files in the same order). This
+script adds no SQL of its own: each report's SQL is what `heapdb lake-sql REPORT
+--param ...` prints (its :name parameters written in as literals, label filters as a
+TEMP captures view: the one rewrite, in src/lake/sql.rs). tests/lake_duckdb.rs runs the
+same comparison in CI; this script is the wider developer check (more variants, the
+views).
 
 Each report runs with its defaults and with a set of parameter variants chosen from the
 data (every capture id, latest/previous, a busy process, heap and address, a time window,
@@ -36,18 +40,6 @@ import sys
 import duckdb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# The rewrites applied to a report's SQL text before DuckDB runs it: the one list, each
-# with its reason. Everything else DuckDB needs is in schema/duckdb_prelude.sql, part of
-# INIT.sql. (pattern, replacement, reason); applied outside strings and comments only.
-REWRITES = [
-    (
-        re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)"),
-        r"$\1",
-        "named parameters: SQLite (heapdb) binds :name, DuckDB binds $name",
-    ),
-]
-
 
 class SetupError(Exception):
     pass
@@ -101,36 +93,6 @@ def bind(report, given):
             raise SetupError("%s needs --param %s" % (report["name"], p["name"]))
         out[p["name"]] = p["default"] if p.get("choices") else parse_value(p["default"])
     return out
-
-
-# --- SQL text -----------------------------------------------------------------------
-
-TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
-
-
-def rewrite(sql):
-    """Applies REWRITES to the code of `sql`, leaving strings and comments alone."""
-    out, pos = [], 0
-
-    def code(text):
-        for pattern, repl, _ in REWRITES:
-            text = pattern.sub(repl, text)
-        return text
-
-    for m in TOKEN.finditer(sql):
-        out.append(code(sql[pos : m.start()]))
-        out.append(m.group(0))
-        pos = m.end()
-    out.append(code(sql[pos:]))
-    return "".join(out)
-
-
-def param_names(duck_sql):
-    names = set()
-    stripped = TOKEN.sub(" ", duck_sql)
-    for m in re.finditer(r"\$([A-Za-z_][A-Za-z0-9_]*)", stripped):
-        names.add(m.group(1))
-    return names
 
 
 def load_reports(heapdb):
@@ -297,39 +259,17 @@ def variants(report, f):
 # --- running -----------------------------------------------------------------------
 
 
-def select_captures(con, labels):
-    """heapdb's --param label.K=V (src/query/mod.rs select_captures): `captures` becomes
-    the labelled captures, for the report and every view. A TEMP view shadows the lake's
-    `captures` in DuckDB too (views bind their names when queried), so only that one view
-    is needed."""
-    db = one(con, "SELECT current_database()")
-    q = lambda s: "'" + s.replace("'", "''") + "'"
-    wheres = [
-        "capture_id IN (SELECT capture_id FROM %s.main.capture_labels WHERE key = %s AND value %s %s)"
-        % (db, q(k), "GLOB" if any(c in v for c in "*?[") else "=", q(v))
-        for k, v in labels
-    ]
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW captures AS SELECT * FROM %s.main.captures WHERE %s"
-        % (db, " AND ".join(wheres))
-    )
-
-
-def run_duckdb(con, report, given):
-    labels = [(k[len("label.") :], v) for k, v in given.items() if k.startswith("label.")]
-    values = bind(report, given)
-    sql = rewrite(report["sql"])
-    names = param_names(sql)
-    try:
-        if labels:
-            select_captures(con, labels)
-        cur = con.execute(sql, {k: v for k, v in values.items() if k in names})
-        cols = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    finally:
-        if labels:
-            con.execute("DROP VIEW IF EXISTS temp.main.captures")
-    return cols, rows
+def run_duckdb(con, heapdb, report, given):
+    """The report as `heapdb lake-sql` writes it for DuckDB, run after INIT.sql."""
+    cmd = [heapdb, "lake-sql", report["name"]]
+    for k, v in given.items():
+        cmd += ["--param", "%s=%s" % (k, v)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("heapdb lake-sql exit %d: %s" % (p.returncode, p.stderr.strip()))
+    cur = con.execute(p.stdout)
+    cols = [d[0] for d in cur.description]
+    return cols, cur.fetchall()
 
 
 def run_heapdb(heapdb, db, report, given):
@@ -448,12 +388,11 @@ def main():
         print("setup: %s" % (e if a.verbose else str(e).splitlines()[0]), file=sys.stderr)
         return 2
     print(
-        "duckdb %s; %s; TimeZone %s; rewrites: %s"
+        "duckdb %s; %s; TimeZone %s; SQL from heapdb lake-sql"
         % (
             duckdb.__version__,
             a.db,
             one(con, "SELECT current_setting('TimeZone')"),
-            "; ".join(r[2] for r in REWRITES) or "none",
         )
     )
     total = ok = skipped = 0
@@ -475,7 +414,7 @@ def main():
                 print("ERROR %-20s %s: heapdb: %s" % (r["name"], label, e))
                 continue
             try:
-                dcols, drows = run_duckdb(con, r, given)
+                dcols, drows = run_duckdb(con, a.heapdb, r, given)
             except duckdb.Error as e:
                 msg = str(e) if a.verbose else str(e).splitlines()[0]
                 print("FAIL  %-20s %s: duckdb: %s" % (r["name"], label, msg))

@@ -85,8 +85,12 @@ pub struct TableInfo {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ColumnInfo {
     pub name: String,
+    /// As DuckDB names it (BIGINT, DOUBLE, VARCHAR, BLOB, TIMESTAMP WITH TIME ZONE).
     #[serde(rename = "type")]
     pub sql_type: String,
+    /// As the files store it (INT64, DOUBLE, BYTE_ARRAY STRING, ...): engine-neutral.
+    #[serde(default)]
+    pub parquet_type: String,
     pub nullable: bool,
 }
 
@@ -220,6 +224,7 @@ impl Lake {
                     .map(|c| ColumnInfo {
                         name: c.name.clone(),
                         sql_type: c.kind.sql_type().to_string(),
+                        parquet_type: c.kind.parquet_type().to_string(),
                         nullable: !c.required,
                     })
                     .collect(),
@@ -430,15 +435,32 @@ pub fn write_tables(
 ) -> Result<Vec<(String, PathBuf)>> {
     std::fs::create_dir_all(tmp).with_context(|| format!("{}: creating", tmp.display()))?;
     let mut out = Vec::new();
+    // The row tables are read by their id range (a rowid range scan), as the reports
+    // read them; the capture_id test stays for captures whose ranges are unknown.
+    let (lo, hi, blo, bhi): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) = conn.query_row(
+        &format!("SELECT first_event_id, last_event_id, first_block_id, last_block_id FROM {schema}.captures WHERE capture_id = ?1"),
+        [capture_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let range = |key: &str, lo: Option<i64>, hi: Option<i64>| match (lo, hi) {
+        (Some(lo), Some(hi)) => format!(" AND {key} BETWEEN {lo} AND {hi} ORDER BY {key}"),
+        _ => format!(" ORDER BY {key}"),
+    };
     for t in tables {
         let fs = file_schema(conn, schema, t)?;
         let order = match *t {
-            "reallocs" | "heap_events" => " ORDER BY id",
-            "blocks" => " ORDER BY block_id",
-            _ => "",
+            "reallocs" | "heap_events" => range("id", lo, hi),
+            "blocks" => range("block_id", blo, bhi),
+            _ => String::new(),
+        };
+        // `+`: the row tables by their id range, not by an index on capture_id.
+        let key = if order.is_empty() {
+            "capture_id"
+        } else {
+            "+capture_id"
         };
         let sql = format!(
-            "SELECT {} FROM {schema}.{t} WHERE capture_id = ?1{order}",
+            "SELECT {} FROM {schema}.{t} WHERE {key} = ?1{order}",
             select_list(&fs)
         );
         let path = tmp.join(format!("{t}.parquet"));

@@ -65,6 +65,17 @@ impl Kind {
         }
     }
 
+    /// The Parquet type of the files' column (for lake.json).
+    pub fn parquet_type(self) -> &'static str {
+        match self {
+            Kind::Int => "INT64",
+            Kind::Timestamp => "INT64 TIMESTAMP(NANOS, isAdjustedToUTC)",
+            Kind::Real => "DOUBLE",
+            Kind::Text => "BYTE_ARRAY STRING",
+            Kind::Blob => "BYTE_ARRAY",
+        }
+    }
+
     /// The SQL type an engine sees (for lake.json and the view script).
     pub fn sql_type(self) -> &'static str {
         match self {
