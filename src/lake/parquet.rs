@@ -105,6 +105,33 @@ pub struct FileSchema {
     pub utc_of: Vec<Option<usize>>,
 }
 
+/// Integer columns with few distinct values per file (processes, threads, heaps,
+/// kinds, stacks): dictionary-encoded. The others (addresses, sizes, times, ids) would
+/// fill a dictionary only to fall back to plain encoding: measured, interning them was
+/// the writer's largest cost.
+fn few_values(name: &str) -> bool {
+    matches!(
+        name,
+        "pid"
+            | "tid"
+            | "cpu"
+            | "heap"
+            | "source"
+            | "opcode"
+            | "moved"
+            | "pointer_size"
+            | "realloc_internal"
+            | "stack_id"
+            | "start_stack_id"
+            | "end_stack_id"
+            | "start_kind"
+            | "end_kind"
+            | "site_id"
+            | "kind"
+            | "depth"
+    )
+}
+
 /// Columns whose values grow with the row order: delta-encoded, no dictionary.
 fn monotonic(name: &str) -> bool {
     matches!(
@@ -188,11 +215,13 @@ impl FileSchema {
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_created_by(format!("heapdb {}", env!("CARGO_PKG_VERSION")));
         for c in &self.columns {
+            let p = ColumnPath::from(c.name.as_str());
             if monotonic(&c.name) {
-                let p = ColumnPath::from(c.name.as_str());
                 b = b
                     .set_column_dictionary_enabled(p.clone(), false)
                     .set_column_encoding(p, Encoding::DELTA_BINARY_PACKED);
+            } else if matches!(c.kind, Kind::Int | Kind::Real) && !few_values(&c.name) {
+                b = b.set_column_dictionary_enabled(p, false);
             }
         }
         Ok(b.build())
