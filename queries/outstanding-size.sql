@@ -77,8 +77,10 @@ se AS (
     FROM se0 JOIN named n ON n.pid = se0.pid AND n.stack_id IS NOT DISTINCT FROM se0.k
     GROUP BY se0.pid, n.site_key, se0.sb, se0.eb
 ),
+-- CAST(0 AS BIGINT): DuckDB types a UNION's column by its first SELECT, and a bare 0 is
+-- a 32-bit INTEGER there (a capture's ended bytes pass 2^31).
 d AS (
-    SELECT pid, k, sk, sb AS b, bytes AS dbytes, n AS dblocks, bytes AS allocated, 0 AS ended FROM se
+    SELECT pid, k, sk, sb AS b, bytes AS dbytes, n AS dblocks, bytes AS allocated, CAST(0 AS BIGINT) AS ended FROM se
     UNION ALL
     SELECT pid, k, sk, eb, -bytes, -n, 0, bytes FROM se WHERE eb IS NOT NULL
 ),

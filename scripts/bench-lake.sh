@@ -5,13 +5,13 @@
 # sizes, `heapdb export` of the database, and every canned report on DuckDB over the lake
 # vs heapdb on SQLite (scripts/bench_lake_reports.py).
 #   scripts/bench-lake.sh
-# Environment: DIR (${TMPDIR:-/tmp}/heapdb-bench-lake), EVENTS_PER_FILE (4100000),
+# Environment: DIR (${TMPDIR:-/tmp}/heapdb-bench-lake), EVENTS_PER_FILE (4200000: 20.6 M ReAllocs),
 # ROUNDS (1: ingest rounds; reports run best of 3), DUCKDB_PY (a python with duckdb;
 # default: the venv tests/lake_duckdb.rs makes, ~/.cache/heapdb-duckdb-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${DIR:-${TMPDIR:-/tmp}/heapdb-bench-lake}
-per=${EVENTS_PER_FILE:-4100000}
+per=${EVENTS_PER_FILE:-4200000}
 rounds=${ROUNDS:-1}
 py=${DUCKDB_PY:-$HOME/.cache/heapdb-duckdb-venv/bin/python}
 cargo build --release --quiet
