@@ -178,32 +178,18 @@ REWRITES = [
      "sum(coalesce(CAST(g.grew AS BIGINT), 0))",
      "g.grew is NOT EXISTS(...): an integer in SQLite, a BOOLEAN in Spark, whose "
      "coalesce() refuses a BOOLEAN beside an INT (DuckDB casts it)"),
-    ("integer-division-score", ["leak-suspects"], "re",
+    ("integer-division", ["leak-suspects"], "re",
      r"s\.aifo_bytes \* s\.slices_growing / (\(CASE WHEN .*? END\)) AS score",
      r"s.aifo_bytes * s.slices_growing div \1 AS score",
      "SQLite divides integers as integers (truncating; DuckDB's prelude sets "
-     "integer_division); Spark's `/` always gives a DOUBLE, `div` is the integer division"),
-    ("integer-division-slice", ["leak-suspects"], "re",
-     r"\* (\(CASE WHEN .*? END\))\s*/ (\(CASE WHEN .*? END\)) AS BIGINT\) AS slice",
-     r"* \1 div \2 AS BIGINT) AS slice",
-     "integer division, as above (the slice of a block's start time)"),
+     "integer_division); Spark's `/` always gives a DOUBLE, `div` is the integer division. "
+     "(The slice, CAST(x * slices / span AS BIGINT), needs none: the cast truncates the "
+     "DOUBLE quotient to the same integer, x >= 0 and x * slices exact below 2^53)"),
     ("group-concat-ordered", ["heap-inventory", "view:sites_v", "view:site_frames_v"], "re",
      r"group_concat\((.*?), ('[^']*') ORDER BY ([^)]*)\)",
      r"listagg(\1, \2) WITHIN GROUP (ORDER BY \3)",
      "SQLite's and DuckDB's group_concat(x, sep ORDER BY k) is Spark's "
      "listagg(x, sep) WITHIN GROUP (ORDER BY k) (Spark has no group_concat)"),
-    ("correlated-limit-1", ["top-realloc-sites"], "re",
-     r"\(SELECT (i\.name \|\| printf\('\+0x%x', f\.address - i\.base\))\s+FROM stack_frames f\s+"
-     r"JOIN images i ON i\.capture_id = \(SELECT id FROM cap\) AND i\.pid = s\.pid\s+"
-     r"AND (f\.address >= i\.base AND f\.address < i\.base \+ i\.size)\s+"
-     r"WHERE f\.stack_id = s\.stack_id\s+"
-     r"(AND i\.name NOT IN \([^)]*\))\s+ORDER BY f\.depth, i\.base, i\.image_row LIMIT 1\)",
-     r"(SELECT min_by(\1, struct(f.depth, i.base, i.image_row)) FROM stack_frames f, images i "
-     r"WHERE i.capture_id = (SELECT id FROM cap) AND i.pid = s.pid AND \2 AND f.stack_id = s.stack_id \3)",
-     "Spark refuses a correlated scalar subquery that is not an aggregate (ORDER BY .. "
-     "LIMIT 1); min_by(value, struct(depth, base, image_row)) picks the same frame and "
-     "image (the struct orders as the ORDER BY does), and the correlated predicates "
-     "move from JOIN .. ON to WHERE, where Spark can decorrelate them"),
 ]
 
 
