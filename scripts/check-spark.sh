@@ -67,7 +67,7 @@ fi
 export PYSPARK_PYTHON="$venv/bin/python"
 
 if [ "${1:-}" = "--self-test" ]; then
-    exec "$venv/bin/python" "$here/spark_reports.py" --self-test
+    exec "$venv/bin/python" "$here/spark_reports.py" --self-test --heapdb "$HEAPDB"
 fi
 
 start=$(date +%s)

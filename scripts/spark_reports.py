@@ -4,7 +4,7 @@ that they return the same rows as `heapdb query` on the SQLite database holding 
 same captures.
 
 Usage: spark_reports.py LAKE_DIR DB [--heapdb BIN] [--only REPORT[,REPORT...]]
-       spark_reports.py --self-test
+       spark_reports.py --self-test [--heapdb BIN]
 
 Exit codes: 0 every report matched, 1 a mismatch (or a report Spark could not run),
 2 usage or setup error.
@@ -21,11 +21,14 @@ How the lake becomes tables (see docs/scale-out.md):
   * heapdb's views (schema/003_views.sql) that the chosen reports need, rewritten
     like the reports.
 
-The SQL of the reports and views is SQLite's. What differs in Spark SQL is rewritten
-by the REWRITES table below, the one place that lists every difference, each with
-its reason. Each rewrite names the SQL files it applies to and must match there (a
-report that changed so a rewrite no longer applies fails loudly instead of silently
-running different SQL).
+The reports' SQL is what `heapdb lake-sql REPORT --param k=v` prints: the portable SQL
+of queries/*.sql (it runs unchanged on SQLite and DuckDB, docs/lake-sql.md) with each
+:name parameter written in as a literal (src/lake/sql.rs: the one place that handles
+parameters). Label filters (label.KEY=VALUE) are not run here. What Spark SQL still
+lacks or spells differently is rewritten by the REWRITES table below, the one place
+that lists every difference, each with its reason. Each rewrite names the SQL files it
+applies to and must match there (a report that changed so a rewrite no longer applies
+fails loudly instead of silently running different SQL).
 """
 
 import argparse
@@ -63,12 +66,13 @@ ORDERED = {name: True for name, _ in REPORTS}
 VIEWS = ["process_names", "stack_groups_v", "site_frames_v", "sites_v"]
 
 # ---------------------------------------------------------------------------------
-# SQLite -> Spark SQL rewrites: (name, files, kind, pattern, replacement, reason).
+# Portable (SQLite/DuckDB) SQL -> Spark SQL rewrites: (name, files, kind, pattern,
+# replacement, reason).
 #   files: report names and view names ("view:NAME") it applies to, or "*" for all;
 #          outside "*" the pattern must match at least once.
 #   kind:  "text" (exact text), "re" (Python regex), "fn" (a function of the SQL).
-# Applied in this order, after the parameters were replaced by literals and the
-# comments removed.
+# Applied in this order to the SQL of `heapdb lake-sql` (parameters written in as
+# literals), comments removed.
 
 
 def _split_args(s):
@@ -150,8 +154,6 @@ def sqlite_round(x, n):
 
 
 REWRITES = [
-    ("cast-integer", "*", "re", r"\bAS\s+INTEGER\)", "AS BIGINT)",
-     "SQLite's INTEGER is 64-bit; Spark's INTEGER is 32-bit (ids, ns overflow it)"),
     ("cast-text", "*", "re", r"\bAS\s+TEXT\)", "AS STRING)",
      "Spark has no TEXT type"),
     ("scalar-min-max", "*", "fn", _scalar_min_max, None,
@@ -164,66 +166,40 @@ REWRITES = [
      "Spark's round() rounds the shortest decimal form half up (1110.8035 -> 1110.804); "
      "SQLite rounds the double's exact binary value (1110.80349999.. -> 1110.803): a "
      "Python UDF sqlite_round does what SQLite does"),
-    ("bare-columns", ["size-histogram"], "text", "GROUP BY size_class, r.source\n",
-     "GROUP BY size_class, r.source, s.name\n",
-     "SQLite lets SELECT use columns outside GROUP BY (s.name: one value per group, as "
-     "sources.source is a key); Spark wants them grouped"),
-    ("bare-columns-2", ["move-ratio"], "text", "GROUP BY r.pid, r.heap, r.source\n",
-     "GROUP BY r.pid, r.heap, r.source, s.name, p.name\n",
-     "as bare-columns (s.name, p.name: process_names has one row per capture and pid)"),
     ("order-by-aggregate-alias", ["top-realloc-sites"], "text",
      "THEN sum(bytes_copied) WHEN 'bytes_grown' THEN sum(bytes_grown) ELSE sum(reallocs) END DESC",
      "THEN bytes_copied WHEN 'bytes_grown' THEN bytes_grown ELSE reallocs END DESC",
      "the ORDER BY of an aggregate repeats sums whose aliases shadow input columns of "
      "the same name; Spark fails to resolve that mix, so order by the aliases (the same values)"),
-    ("is-null-safe-equal", ["leak-suspects"], "re", r"(\b[a-z_]+\.[a-z_]+) IS ([a-z_]+\.[a-z_]+\b)",
-     r"\1 <=> \2",
-     "SQLite's `a IS b` compares NULL-safely; Spark spells it `a <=> b`"),
     ("moved-as-bool", ["top-realloc-sites", "move-ratio"], "re", r"WHEN (r\.)?moved THEN",
      r"WHEN \1moved <> 0 THEN",
-     "SQLite takes an integer as a truth value; Spark wants a BOOLEAN after WHEN"),
-    ("bool-arithmetic", ["view:site_frames_v"], "text", "sf.rva - (sf.depth > 0)",
-     "sf.rva - CAST(sf.depth > 0 AS BIGINT)",
-     "SQLite's comparisons are the integers 0/1; Spark's are BOOLEAN (no arithmetic)"),
+     "SQLite and DuckDB take an integer as a truth value; Spark wants a BOOLEAN after WHEN"),
     ("bool-sum", ["leak-suspects"], "text", "sum(coalesce(g.grew, 0))",
      "sum(coalesce(CAST(g.grew AS BIGINT), 0))",
-     "g.grew is NOT EXISTS(...): an integer in SQLite, a BOOLEAN in Spark"),
-    ("integer-division-score", ["leak-suspects"], "re",
+     "g.grew is NOT EXISTS(...): an integer in SQLite, a BOOLEAN in Spark, whose "
+     "coalesce() refuses a BOOLEAN beside an INT (DuckDB casts it)"),
+    ("integer-division", ["leak-suspects"], "re",
      r"s\.aifo_bytes \* s\.slices_growing / (\(CASE WHEN .*? END\)) AS score",
      r"s.aifo_bytes * s.slices_growing div \1 AS score",
-     "SQLite divides integers as integers (truncating); Spark's `/` always gives a "
-     "DOUBLE, `div` is the integer division"),
-    ("integer-division-slice", ["leak-suspects"], "re",
-     r"\* (\(CASE WHEN .*? END\))\s*/ (\(CASE WHEN .*? END\)) AS BIGINT\) AS slice",
-     r"* \1 div \2 AS BIGINT) AS slice",
-     "integer division, as above (the slice of a block's start time)"),
-    ("group-concat-ordered", ["view:sites_v", "view:site_frames_v"], "re",
+     "SQLite divides integers as integers (truncating; DuckDB's prelude sets "
+     "integer_division); Spark's `/` always gives a DOUBLE, `div` is the integer division. "
+     "(The slice, CAST(x * slices / span AS BIGINT), needs none: the cast truncates the "
+     "DOUBLE quotient to the same integer, x >= 0 and x * slices exact below 2^53)"),
+    ("group-concat-ordered", ["heap-inventory", "view:sites_v", "view:site_frames_v"], "re",
      r"group_concat\((.*?), ('[^']*') ORDER BY ([^)]*)\)",
      r"listagg(\1, \2) WITHIN GROUP (ORDER BY \3)",
-     "SQLite's group_concat(x, sep ORDER BY k) is Spark's listagg(x, sep) WITHIN GROUP (ORDER BY k)"),
-    ("group-concat-subquery-order", ["heap-inventory"], "text",
-     "group_concat(name, ',') AS sources",
-     "concat_ws(',', transform(array_sort(collect_list(struct(source, name))), x -> x.name)) AS sources",
-     "SQLite concatenates in the order of the ordered subquery (by source id); Spark's "
-     "aggregates ignore a subquery's ORDER BY: sort by source explicitly"),
-    ("correlated-limit-1", ["top-realloc-sites"], "re",
-     r"\(SELECT (i\.name \|\| printf\('\+0x%x', f\.address - i\.base\))\s+FROM stack_frames f\s+"
-     r"JOIN images i ON i\.capture_id = \(SELECT id FROM cap\) AND i\.pid = s\.pid\s+"
-     r"AND (f\.address >= i\.base AND f\.address < i\.base \+ i\.size)\s+"
-     r"WHERE f\.stack_id = s\.stack_id\s+"
-     r"(AND i\.name NOT IN \([^)]*\))\s+ORDER BY f\.depth LIMIT 1\)",
-     r"(SELECT min_by(\1, f.depth) FROM stack_frames f, images i "
-     r"WHERE i.capture_id = (SELECT id FROM cap) AND i.pid = s.pid AND \2 AND f.stack_id = s.stack_id \3)",
-     "Spark refuses a correlated scalar subquery that is not an aggregate (ORDER BY .. "
-     "LIMIT 1); min_by(value, depth) picks the same innermost frame, and the correlated "
-     "predicates move from JOIN .. ON to WHERE, where Spark can decorrelate them"),
+     "SQLite's and DuckDB's group_concat(x, sep ORDER BY k) is Spark's "
+     "listagg(x, sep) WITHIN GROUP (ORDER BY k) (Spark has no group_concat)"),
 ]
+
+
+SKIPPED = set()  # --without: rewrites left out, to see that each is still needed
 
 
 def apply_rewrites(sql, target, check=True):
     """Apply REWRITES to `sql` of `target` (a report name or 'view:NAME')."""
     for name, files, kind, pat, repl, _reason in REWRITES:
-        if files != "*" and target not in files:
+        if name in SKIPPED or (files != "*" and target not in files):
             continue
         if kind == "fn":
             new = pat(sql)
@@ -262,52 +238,30 @@ def strip_comments(sql):
     return "".join(out)
 
 
-def param_defaults(sql):
-    """`-- param: name = default ...` lines of a report header."""
-    d = {}
-    for m in re.finditer(r"^-- param: (\w+) = (\S+)", sql, re.M):
-        d[m.group(1)] = m.group(2)
-    return d
+def lake_sql(heapdb, report, params):
+    """The report's SQL as `heapdb lake-sql` prints it (each :name parameter written in
+    as a literal, the one place that does so: src/lake/sql.rs), comments removed, as one
+    statement without its `;`. Label filters (label.KEY=VALUE) add statements over
+    DuckDB's schema `lake`: not supported here."""
+    if any(k.startswith("label.") for k in params):
+        raise RuntimeError(f"{report}: label.* parameters are not supported by the Spark check")
+    cmd = [heapdb, "lake-sql", "-q", report]
+    for k, v in params.items():
+        cmd += ["--param", f"{k}={v}"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()}")
+    sql = strip_comments(p.stdout).strip()
+    if sql.endswith(";"):
+        sql = sql[:-1].rstrip()
+    if not sql or ";" in _outside_strings(sql):
+        raise RuntimeError(f"{' '.join(cmd)}: not one statement")
+    return sql
 
 
-def literal(v):
-    """A parameter value as heapdb binds it (decimal, hex, all/latest/none: NULL, text)."""
-    if v is None or v.lower() in ("all", "latest", "none"):
-        return "NULL"
-    if re.fullmatch(r"-?\d+", v):
-        return v
-    if re.fullmatch(r"0x[0-9a-fA-F]+", v):
-        n = int(v, 16)
-        return str(n - (1 << 64) if n >= 1 << 63 else n)
-    if re.fullmatch(r"-?\d+\.\d*(e-?\d+)?|-?\d+e-?\d+", v):
-        return f"CAST({v} AS DOUBLE)"
-    return "'" + v.replace("'", "''") + "'"
-
-
-def bind(sql, params):
-    """Replace :name outside string literals by the parameter's literal."""
-    out, i, quote = [], 0, None
-    while i < len(sql):
-        ch = sql[i]
-        if quote:
-            out.append(ch)
-            if ch == quote:
-                quote = None
-            i += 1
-            continue
-        if ch in "'\"":
-            quote = ch
-        m = re.compile(r":([A-Za-z_]\w*)").match(sql, i) if ch == ":" else None
-        if m:
-            name = m.group(1)
-            if name not in params:
-                raise RuntimeError(f"parameter :{name} has no value")
-            out.append(literal(params[name]))
-            i = m.end()
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+def _outside_strings(sql):
+    """`sql` without its string literals (to look for a `;` between statements)."""
+    return re.sub(r"'(?:[^']|'')*'", "''", sql)
 
 
 # ---------------------------------------------------------------------------------
@@ -431,7 +385,7 @@ def sqlite_rows(heapdb, db, report, params):
 
 # ---------------------------------------------------------------------------------
 
-def self_test():
+def self_test(heapdb):
     fails = []
 
     def check(what, got, want):
@@ -446,10 +400,9 @@ def self_test():
     check("string arg", apply_rewrites("max(',', x)", "x"),
           "(CASE WHEN (',') IS NULL OR (x) IS NULL THEN NULL ELSE greatest(',', x) END)")
     check("cast", apply_rewrites("CAST(x AS INTEGER), CAST(y AS TEXT)", "x"),
-          "CAST(x AS BIGINT), CAST(y AS STRING)")
-    check("is", apply_rewrites("WHERE p.stack_id IS r.stack_id AND x IS NULL AND x IS NOT NULL",
-                               "leak-suspects", check=False),
-          "WHERE p.stack_id <=> r.stack_id AND x IS NULL AND x IS NOT NULL")
+          "CAST(x AS INTEGER), CAST(y AS STRING)")
+    check("null-safe equality kept", apply_rewrites("p.heap IS NOT DISTINCT FROM r.heap", "x"),
+          "p.heap IS NOT DISTINCT FROM r.heap")
     check("moved", apply_rewrites("CASE WHEN r.moved THEN 1 END", "move-ratio", check=False),
           "CASE WHEN r.moved <> 0 THEN 1 END")
     check("div", apply_rewrites("s.aifo_bytes * s.slices_growing / max(10, 1) AS score", "leak-suspects",
@@ -459,10 +412,11 @@ def self_test():
     check("listagg", apply_rewrites("(SELECT group_concat(n.frame, ' <- ' ORDER BY n.depth) FROM t)",
                                     "view:sites_v", check=False),
           "(SELECT listagg(n.frame, ' <- ') WITHIN GROUP (ORDER BY n.depth) FROM t)")
-    check("bind", bind("a = :pid AND b = ':pid' AND c = :group AND d = :x", {"pid": "all", "group": "it's", "x": "0x10"}),
-          "a = NULL AND b = ':pid' AND c = 'it''s' AND d = 16")
-    check("bind float", bind(":since", {"since": "0.5"}), "CAST(0.5 AS DOUBLE)")
-    check("bind u64", bind(":a", {"a": "0xffffffffffffffff"}), "-1")
+    check("listagg nested", apply_rewrites(
+        "group_concat(i.name || coalesce(' (' || i.line || ')', ''), ' in ' ORDER BY i.d DESC)",
+        "view:site_frames_v", check=False),
+        "listagg(i.name || coalesce(' (' || i.line || ')', ''), ' in ') WITHIN GROUP (ORDER BY i.d DESC)")
+    check("one statement", _outside_strings("SELECT ';' FROM t WHERE a = 'it''s'"), "SELECT '' FROM t WHERE a = ''")
     check("round", apply_rewrites("round(100.0 * a / b, 1), round(x)", "x"),
           "sqlite_round(100.0D * a / b, 1), sqlite_round(x, 0)")
     check("sqlite_round", [sqlite_round(1110.8035, 3), sqlite_round(2.5, 0), sqlite_round(-2.5, 0), sqlite_round(0.125, 2)],
@@ -475,14 +429,14 @@ def self_test():
         pass
     check("compare floats", compare(["a"], [[1.0000000001]], ["a"], [[1.0]], True), [])
     check("compare ints", bool(compare(["a"], [[7299650041647382727]], ["a"], [[7299650041647382728]], True)), True)
-    # Every report's SQL rewrites without a stale rewrite.
+    # Every variant's SQL (from `heapdb lake-sql`) rewrites without a stale rewrite.
     for name, variants in REPORTS:
-        raw = open(os.path.join(REPO, "queries", name + ".sql")).read()
-        params = param_defaults(raw)
-        try:
-            apply_rewrites(bind(strip_comments(raw), params), name)
-        except RuntimeError as e:
-            fails.append(str(e))
+        for v in variants:
+            v = {k: ("1" if x == "@pid" else x) for k, x in v.items()}
+            try:
+                apply_rewrites(lake_sql(heapdb, name, v), name)
+            except (RuntimeError, OSError) as e:
+                fails.append(f"{name} {v}: {e}")
     vs = views_sql()
     for v in VIEWS:
         try:
@@ -502,11 +456,19 @@ def main():
     ap.add_argument("--heapdb", default=os.environ.get("HEAPDB", "heapdb"))
     ap.add_argument("--only", help="comma-separated report names")
     ap.add_argument("--self-test", action="store_true")
-    ap.add_argument("--list-rewrites", action="store_true", help="print the SQLite -> Spark rewrites")
+    ap.add_argument("--list-rewrites", action="store_true", help="print the rewrites to Spark SQL")
     ap.add_argument("--show-sql", action="store_true", help="print the rewritten SQL of each run")
+    ap.add_argument("--without", metavar="REWRITE[,REWRITE...]",
+                    help="leave these rewrites out (to check that each is still needed)")
     a = ap.parse_args()
+    if a.without:
+        names = {r[0] for r in REWRITES}
+        SKIPPED.update(a.without.split(","))
+        if SKIPPED - names:
+            print(f"error: no such rewrite: {', '.join(sorted(SKIPPED - names))}", file=sys.stderr)
+            return 2
     if a.self_test:
-        return self_test()
+        return self_test(a.heapdb)
     if a.list_rewrites:
         for name, files, _k, _p, _r, reason in REWRITES:
             print(f"{name} ({'all' if files == '*' else ', '.join(files)}): {reason}")
@@ -559,15 +521,12 @@ def main():
     for name, variants in REPORTS:
         if only and name not in only:
             continue
-        raw = open(os.path.join(REPO, "queries", name + ".sql")).read()
-        defaults = param_defaults(raw)
         for v in variants:
             v = {k: (some_pid if x == "@pid" else x) for k, x in v.items()}
-            params = dict(defaults, **v)
             label = name + ("" if not v else " " + " ".join(f"{k}={x}" for k, x in v.items()))
             t = time.time()
             try:
-                sql = apply_rewrites(bind(strip_comments(raw), params), name)
+                sql = apply_rewrites(lake_sql(a.heapdb, name, v), name)
                 if a.show_sql:
                     print(sql)
                 cs, rs = sqlite_rows(a.heapdb, a.db, name, v)
