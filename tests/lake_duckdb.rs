@@ -407,7 +407,16 @@ fn every_report_returns_the_same_rows_on_duckdb_over_the_lake() {
     let big = dir.path().join("big");
     let more = synth(
         &big,
-        &["--files", "1", "--events-per-file", "200000", "--processes", "1", "--seed", "5"],
+        &[
+            "--files",
+            "1",
+            "--events-per-file",
+            "200000",
+            "--processes",
+            "1",
+            "--seed",
+            "5",
+        ],
     );
     for target in [["--db", s(&db)], ["--parquet", s(&lake)]] {
         let o = run(&["ingest", "--quiet", target[0], target[1], s(&more[0])]);
