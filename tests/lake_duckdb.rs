@@ -117,7 +117,8 @@ struct Variant {
     params: Vec<String>,
 }
 
-fn q1(db: &Path, sql: &str) -> String {
+/// The rows of a query as CSV lines, without the header.
+fn q_all(db: &Path, sql: &str) -> Vec<String> {
     let o = run(&[
         "query",
         "--db",
@@ -129,7 +130,11 @@ fn q1(db: &Path, sql: &str) -> String {
         sql,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    stdout(&o).lines().nth(1).unwrap_or("").to_string()
+    stdout(&o).lines().skip(1).map(String::from).collect()
+}
+
+fn q1(db: &Path, sql: &str) -> String {
+    q_all(db, sql).into_iter().next().unwrap_or_default()
 }
 
 /// The reports and the variants to run: the defaults, every capture, a process, every
@@ -137,18 +142,7 @@ fn q1(db: &Path, sql: &str) -> String {
 fn variants(db: &Path) -> Vec<(String, Variant)> {
     let o = run(&["reports", "--format", "json"]);
     let reports: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let captures: Vec<String> = {
-        let o = run(&[
-            "query",
-            "--db",
-            s(db),
-            "--format",
-            "csv",
-            "--sql",
-            "SELECT capture_id FROM captures ORDER BY 1",
-        ]);
-        stdout(&o).lines().skip(1).map(String::from).collect()
-    };
+    let captures = q_all(db, "SELECT capture_id FROM captures ORDER BY 1");
     let pid = q1(
         db,
         "SELECT pid FROM reallocs GROUP BY pid ORDER BY count(*) DESC, pid LIMIT 1",
@@ -276,26 +270,20 @@ fn check(python: &Path, db: &Path, lake: &Path, work: &Path) -> usize {
             args.extend(["--param".to_string(), p.clone()]);
             qargs.extend(["--param".to_string(), p.clone()]);
         }
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = run(&a);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{name} {}: {}",
-            v.label,
-            stderr(&o)
-        );
-        jobs.push((format!("{name} {}", v.label), stdout(&o)));
-        let a: Vec<&str> = qargs.iter().map(String::as_str).collect();
-        let o = run(&a);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{name} {}: {}",
-            v.label,
-            stderr(&o)
-        );
-        let rows: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let ok = |args: &[String]| {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = run(&a);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{name} {}: {}",
+                v.label,
+                stderr(&o)
+            );
+            stdout(&o)
+        };
+        jobs.push((format!("{name} {}", v.label), ok(&args)));
+        let rows: Value = serde_json::from_str(&ok(&qargs)).unwrap();
         expected.push(rows);
     }
     let jobs_file = work.join("jobs.json");

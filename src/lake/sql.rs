@@ -54,39 +54,11 @@ fn rewrite_params(sql: &str, mut f: impl FnMut(&str) -> String) -> String {
     let mut start = 0;
     let is_ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     while i < b.len() {
+        if let Some(j) = crate::query::skip_quoted(b, i) {
+            i = j;
+            continue;
+        }
         match b[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == q {
-                        if b.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'[' => {
-                while i < b.len() && b[i] != b']' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i += 2;
-            }
             // `::` is a cast in DuckDB and Spark, never a parameter.
             b':' if b.get(i + 1) == Some(&b':') => i += 2,
             b':' if b

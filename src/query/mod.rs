@@ -152,6 +152,38 @@ pub fn select_captures(conn: &Connection, filters: &[(String, String)]) -> Resul
     Ok(n)
 }
 
+/// When a string literal, quoted name (`"x"`, `` `x` ``, `[x]`) or comment starts at
+/// byte `i` of SQL text, the offset just past it (the end of the text when it is not
+/// closed; a doubled quote inside a quote is part of it); else None. The lexing that
+/// [`split_statements`] and the lake's parameter rewrite (`crate::lake::sql`) share.
+pub fn skip_quoted(b: &[u8], i: usize) -> Option<usize> {
+    let find = |from: usize, pat: &[u8]| {
+        b.get(from..)
+            .and_then(|rest| rest.windows(pat.len()).position(|w| w == pat))
+            .map(|p| from + p)
+    };
+    match (b.get(i)?, b.get(i + 1)) {
+        (&q @ (b'\'' | b'"' | b'`'), _) => {
+            let mut j = i + 1;
+            while j < b.len() {
+                if b[j] == q {
+                    if b.get(j + 1) == Some(&q) {
+                        j += 2;
+                        continue;
+                    }
+                    return Some(j + 1);
+                }
+                j += 1;
+            }
+            Some(b.len())
+        }
+        (b'[', _) => Some(find(i + 1, b"]").map_or(b.len(), |j| j + 1)),
+        (b'-', Some(b'-')) => Some(find(i + 2, b"\n").unwrap_or(b.len())),
+        (b'/', Some(b'*')) => Some(find(i + 2, b"*/").map_or(b.len(), |j| j + 2)),
+        _ => None,
+    }
+}
+
 /// Splits SQL text into statements at top-level semicolons (outside strings, quoted
 /// identifiers and comments), keeping each statement's offset in the text.
 pub fn split_statements(sql: &str) -> Vec<(usize, &str)> {
@@ -159,35 +191,13 @@ pub fn split_statements(sql: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
     let (mut i, mut start) = (0, 0);
     while i < b.len() {
-        match b[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < b.len() && b[i] != q {
-                    i += 1;
-                }
-            }
-            b'[' => {
-                while i < b.len() && b[i] != b']' {
-                    i += 1;
-                }
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b';' => {
-                out.push((start, &sql[start..=i]));
-                start = i + 1;
-            }
-            _ => {}
+        if let Some(j) = skip_quoted(b, i) {
+            i = j;
+            continue;
+        }
+        if b[i] == b';' {
+            out.push((start, &sql[start..=i]));
+            start = i + 1;
         }
         i += 1;
     }
