@@ -239,6 +239,60 @@ fn ingest_parquet_writes_the_rows_of_the_sqlite_ingest() {
         ));
         assert!(p.is_file(), "{}", p.display());
     }
+    // Statistics that let an engine skip row groups and pages by heap, address, source
+    // and time: min/max per column chunk equal to the capture's own, and a page index.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let (id, ns): (i64, i64) = c
+            .query_row(
+                "SELECT capture_id, start_time_ns FROM captures ORDER BY 1 LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let date = heapdb::etl::time::rfc3339(ns)[..10].to_string();
+        let f = lake.join(format!(
+            "reallocs/capture_date={date}/capture_id={id}/part-0.parquet"
+        ));
+        let reader = SerializedFileReader::new(std::fs::File::open(&f).unwrap()).unwrap();
+        let rg = reader.metadata().row_group(0);
+        assert_eq!(
+            rg.num_rows(),
+            count(
+                &db,
+                &format!("SELECT count(*) FROM reallocs WHERE capture_id = {id}")
+            )
+        );
+        for col in ["heap", "new_address", "source", "time_ns", "id"] {
+            let i = (0..rg.num_columns())
+                .find(|&i| rg.column(i).column_path().string() == col)
+                .unwrap();
+            let chunk = rg.column(i);
+            let st = chunk
+                .statistics()
+                .unwrap_or_else(|| panic!("reallocs.{col}: no statistics"));
+            let min = i64::from_le_bytes(st.min_bytes_opt().unwrap().try_into().unwrap());
+            let max = i64::from_le_bytes(st.max_bytes_opt().unwrap().try_into().unwrap());
+            assert_eq!(
+                (min, max),
+                (
+                    count(
+                        &db,
+                        &format!("SELECT min({col}) FROM reallocs WHERE capture_id = {id}")
+                    ),
+                    count(
+                        &db,
+                        &format!("SELECT max({col}) FROM reallocs WHERE capture_id = {id}")
+                    )
+                ),
+                "reallocs.{col}"
+            );
+            assert!(
+                chunk.column_index_offset().is_some(),
+                "reallocs.{col}: no page index"
+            );
+        }
+    }
     // Nothing is left in the temporary directory.
     let mut left = Vec::new();
     parquet_files(&lake.join("_tmp"), &mut left);
