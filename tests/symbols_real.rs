@@ -128,7 +128,7 @@ fn line_starts(
         }
         let Some(base) = base else { continue };
         let words: Vec<&str> = line.split_whitespace().filter(|w| *w != "!").collect();
-        if words.is_empty() || words.len() % 2 != 0 {
+        if words.is_empty() || !words.len().is_multiple_of(2) {
             continue;
         }
         for pair in words.chunks(2) {
