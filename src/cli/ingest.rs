@@ -74,9 +74,14 @@ pub struct IngestArgs {
     /// Do not symbolize, even when $_NT_SYMBOL_PATH is set.
     #[arg(long, conflicts_with = "symbols")]
     pub no_symbols: bool,
+    /// Which decoder reads the captures: heapdb's own reader (every platform), or
+    /// Windows' own ETW consumer (Windows only; the same rows, see `heapdb verify`).
+    #[arg(long, value_enum, default_value = "heapdb")]
+    pub decoder: super::decoder::DecoderArg,
 }
 
 pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let decoder = a.decoder.decoder()?;
     // The symbol path is checked before anything is loaded: a typo is a usage error.
     let symbols = if a.no_symbols {
         None
@@ -94,6 +99,7 @@ pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
         jobs: a.jobs,
         strict: a.strict,
         labels,
+        decoder,
     };
     let mode = match a.indexes {
         IndexArg::Auto => IndexMode::Auto,

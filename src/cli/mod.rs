@@ -2,6 +2,7 @@
 //! (ctrlc), messages on stderr and exit codes. Each subcommand lives in its own module
 //! and reads like its `--help`; the work itself is the library's.
 
+mod decoder;
 mod dump;
 mod exit;
 mod format;
@@ -10,10 +11,12 @@ mod label;
 mod progress;
 mod prune;
 mod query;
+mod record;
 mod repair;
 mod report;
 mod symbolize;
 mod synth;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use heapdb::cancel::Cancel;
@@ -75,6 +78,12 @@ pub enum Command {
     /// Write a self-contained HTML page of a capture (or of two): outstanding bytes
     /// over time, realloc rate, sizes by heap path, top call sites, growth chains.
     Report(report::ReportArgs),
+    /// Windows only: decode captures with heapdb's reader and with Windows' own ETW
+    /// decoder and compare them event by event.
+    Verify(verify::VerifyArgs),
+    /// Windows only: record a live heap tracing session of processes into the
+    /// database.
+    Record(record::RecordArgs),
 }
 
 /// The process-wide cancellation token: Ctrl-C and SIGTERM request, jobs poll.
@@ -105,6 +114,8 @@ pub fn main() -> ExitCode {
         Command::Repair(args) => repair::run(args, quiet),
         Command::Symbolize(args) => symbolize::run(args, quiet),
         Command::Report(args) => report::run(args, quiet),
+        Command::Verify(args) => verify::run(args),
+        Command::Record(args) => record::run(args, quiet),
     };
     ExitCode::from(exit::code(result))
 }
