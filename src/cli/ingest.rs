@@ -64,7 +64,8 @@ pub struct IngestArgs {
     pub labels: Vec<(String, String)>,
     /// Take labels from each capture's path with the named groups of a regular
     /// expression (repeatable), e.g. 'drops/(?P<branch>[^/]+)/(?P<build>[0-9.]+)/'.
-    /// --label wins over a label taken from the path.
+    /// --label wins over a label taken from the path. On Windows the path is matched
+    /// with / for \, so the same expression works everywhere.
     #[arg(long = "label-from-path", value_name = "REGEX")]
     pub label_from_path: Vec<String>,
     /// After loading, name the frames from PDB files as `heapdb symbolize` does (this
