@@ -315,3 +315,66 @@ fn the_etw_mapping_keeps_every_compared_field_of_the_real_captures() {
     }
     assert!(total > 100_000, "{total}");
 }
+
+/// Prints a skip line to the stderr handle itself (the harness does not capture it).
+#[cfg(windows)]
+fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {why}");
+}
+
+/// Windows: `dump --decoder etw` prints what heapdb's reader prints. Under Wine,
+/// whose OpenTraceW is a stub, the error path is checked instead (named, exit 1).
+#[cfg(windows)]
+#[test]
+fn etw_dump_of_a_real_capture() {
+    let path = common::real_dir().join("krabsetw-powershell.etl");
+    let o = run(&["dump", "--format", "jsonl", "--decoder", "etw", s(&path)]);
+    if heapdb::etw::running_under_wine() {
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("OpenTraceW failed"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("krabsetw-powershell.etl"),
+            "{}",
+            stderr(&o)
+        );
+        skip(
+            "etw_dump_of_a_real_capture",
+            "Wine's OpenTraceW is a stub (access denied); its error was checked instead",
+        );
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ours = run(&["dump", "--format", "jsonl", s(&path)]);
+    assert_eq!(stdout(&o).lines().count(), stdout(&ours).lines().count());
+}
+
+/// Windows: `verify` finds heapdb's reader and ETW in agreement on a real capture and
+/// a synthesized heap capture. Under Wine: exit 3, the stub's error named.
+#[cfg(windows)]
+#[test]
+fn etw_verify_of_real_and_synthesized_captures() {
+    let d = tempfile::tempdir().unwrap();
+    let f = synth(
+        &d.path().join("c"),
+        &["--events-per-file", "3000", "--stacks"],
+    );
+    let real = common::real_dir().join("krabsetw-powershell.etl");
+    let o = run(&["verify", s(&real), s(&f[0])]);
+    if heapdb::etw::running_under_wine() {
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(stderr(&o).contains("OpenTraceW failed"), "{}", stderr(&o));
+        skip(
+            "etw_verify_of_real_and_synthesized_captures",
+            "Wine's OpenTraceW is a stub (access denied); its error was checked instead",
+        );
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        stdout(&o).matches("result: same").count(),
+        2,
+        "{}",
+        stdout(&o)
+    );
+}
