@@ -100,6 +100,7 @@ pub fn cancel() -> &'static Cancel {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    heapdb::db::same_floats_on_every_thread();
     let cli = Cli::parse();
     let quiet = cli.quiet;
     let result = match cli.command {
