@@ -7,6 +7,7 @@
 
 pub mod cancel;
 pub mod db;
+pub mod decode;
 pub mod etl;
 #[cfg(windows)]
 pub mod etw;

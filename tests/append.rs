@@ -8,7 +8,6 @@ mod common;
 use common::{canonical, run as heapdb, s, synth};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn nights(dir: &Path, n: &str, events: &str) -> Vec<PathBuf> {
     synth(
@@ -82,7 +81,7 @@ fn a_killed_append_leaves_the_database_as_it_was() {
         .success());
     let before = canonical(&db);
     // Kill the append while it loads (the staged rows are in the capture's transaction).
-    let mut child = Command::new(common::heapdb_bin())
+    let mut child = std::process::Command::new(common::heapdb_bin())
         .args([
             "ingest",
             "--quiet",

@@ -7,7 +7,6 @@ mod common;
 use common::{content_by_fingerprint as content, q, run, s, stderr, synth};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn nights(dir: &Path) -> Vec<PathBuf> {
     // Stacks shared between nights (same seed, same sites) and stacks of one night only.
@@ -49,11 +48,8 @@ fn pruned_nights_are_gone_from_every_table_and_come_back_the_same() {
     let day = 86_400i64 * 1_000_000_000;
     let date = {
         let days = third / day; // midnight of the third night's day, as YYYY-MM-DD
-        let out = Command::new("date")
-            .args(["-u", "-d", &format!("@{}", days * 86_400), "+%Y-%m-%d"])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+                                // (heapdb's own RFC 3339 formatting: no `date` program on Windows)
+        heapdb::etl::time::rfc3339(days * day)[..10].to_string()
     };
     let pruned = d.path().join("pruned.db");
     std::fs::copy(&all, &pruned).unwrap();

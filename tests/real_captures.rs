@@ -358,7 +358,7 @@ fn traceevent_baselines_agree_on_time_cpu_and_payload_length() {
 fn windows_etw_api_reads_a_real_capture() {
     let path = common::real_dir().join("krabsetw-powershell.etl");
     match heapdb::etw::count_events(&path) {
-        Err(e) if e.is_access_denied() && running_under_wine() => {
+        Err(e) if e.is_access_denied() && heapdb::etw::running_under_wine() => {
             // Written to the stderr handle itself, which the test harness does not
             // capture, so the skip shows in every run's log.
             use std::io::Write;
@@ -375,22 +375,5 @@ fn windows_etw_api_reads_a_real_capture() {
             println!("ETW delivered {n} events, heapdb's reader read {ours}");
             assert!(n > 0);
         }
-    }
-}
-
-/// Wine's ntdll exports `wine_get_version`; Windows' does not.
-#[cfg(windows)]
-fn running_under_wine() -> bool {
-    use std::ffi::{c_char, c_void};
-    #[link(name = "kernel32")]
-    extern "system" {
-        fn GetModuleHandleA(name: *const c_char) -> *mut c_void;
-        fn GetProcAddress(module: *mut c_void, name: *const c_char) -> *mut c_void;
-    }
-    // SAFETY: both names are NUL-terminated literals; ntdll is loaded in every process
-    // and the module handle is not freed.
-    unsafe {
-        let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr());
-        !ntdll.is_null() && !GetProcAddress(ntdll, c"wine_get_version".as_ptr()).is_null()
     }
 }

@@ -2,14 +2,16 @@
 //! `--summary`.
 
 use super::format::{self, choose};
-use super::{say, Outcome};
+use super::{say, Outcome, UsageError};
 use clap::Args;
+use heapdb::decode::{self, Decoder};
 use heapdb::etl::summary::{summarize_reader, HeaderFields, Summary};
 use heapdb::etl::time::rfc3339;
-use heapdb::etl::{Clock, EtlReader, Event, Guid, Window};
+use heapdb::etl::{Clock, EtlReader, Event, Guid};
 use heapdb::ingest::discover::{self, Input};
 use heapdb::output::{self, Format, RowWriter, Value};
 use std::io::{self, BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -53,6 +55,11 @@ pub struct DumpArgs {
     /// Stop after this many events per file.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+    /// Which decoder reads the captures: heapdb's own reader (every platform), or
+    /// Windows' own ETW consumer (Windows only: events in ETW's order, merged by time,
+    /// offset null).
+    #[arg(long, value_enum, default_value = "heapdb")]
+    pub decoder: super::decoder::DecoderArg,
 }
 
 const EVENT_COLUMNS: [&str; 14] = [
@@ -73,6 +80,13 @@ const EVENT_COLUMNS: [&str; 14] = [
 ];
 
 pub fn run(args: DumpArgs, _quiet: bool) -> anyhow::Result<Outcome> {
+    let decoder = args.decoder.decoder()?;
+    if args.summary && decoder != Decoder::Heapdb {
+        return Err(UsageError(
+            "--summary counts buffers and header kinds, which only heapdb's reader sees: use it without --decoder".into(),
+        )
+        .into());
+    }
     let format = choose(args.format, Format::Jsonl);
     let mut inputs = Vec::new();
     let mut bad = false;
@@ -89,7 +103,7 @@ pub fn run(args: DumpArgs, _quiet: bool) -> anyhow::Result<Outcome> {
     let had_errors = if args.summary {
         dump_summaries(&inputs, format, out)?
     } else {
-        dump_events(&inputs, &args, format, out)?
+        dump_events(&inputs, &args, decoder, format, out)?
     };
     Ok(if bad || had_errors {
         Outcome::InputErrors
@@ -120,6 +134,7 @@ fn open(input: &Input) -> Option<EtlReader<Box<dyn io::Read + Send>>> {
 fn dump_events(
     inputs: &[Input],
     args: &DumpArgs,
+    decoder: Decoder,
     format: Format,
     out: impl Write,
 ) -> io::Result<bool> {
@@ -132,53 +147,57 @@ fn dump_events(
     let limit = args.limit.unwrap_or(u64::MAX);
     for input in inputs {
         let name = input.display();
-        let Some(mut reader) = open(input) else {
-            had_errors = true;
-            continue;
+        let mut source = match decode::open(decoder, input) {
+            Ok(s) => s,
+            Err(e) => {
+                say(format!("{name}: {e}"));
+                had_errors = true;
+                continue;
+            }
         };
-        let clock = *reader.clock();
+        let clock = *source.clock();
+        let offsets = source.has_offsets();
         let mut written = 0u64;
-        let mut window = Window::new();
-        let mut scratch = Vec::new();
-        'file: while reader.next_window(&mut window, 32 << 20, 256) {
-            for item in window.items() {
-                let events = item.and_then(|b| b.events(&mut scratch));
-                let events = match events {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        had_errors = true;
-                        say(format!("{name}: {e}"));
-                        continue;
-                    }
-                };
-                for ev in events {
-                    let e = match ev {
-                        Ok(e) => e,
-                        Err(err) => {
-                            had_errors = true;
-                            say(format!("{name}: {err}"));
-                            continue;
-                        }
-                    };
-                    if args.provider.is_some_and(|p| p != e.provider)
-                        || args.opcode.is_some_and(|o| e.opcode != Some(o))
-                    {
-                        continue;
-                    }
-                    if written >= limit {
-                        break 'file;
-                    }
-                    written += 1;
-                    w.row(&event_row(&name, &e, &clock, args.payload))?;
+        let mut write_error: Option<io::Error> = None;
+        let ran = source.for_each(&mut |item| {
+            let e = match item {
+                Ok(e) => e,
+                Err(err) => {
+                    had_errors = true;
+                    say(format!("{name}: {err}"));
+                    return ControlFlow::Continue(());
+                }
+            };
+            if args.provider.is_some_and(|p| p != e.provider)
+                || args.opcode.is_some_and(|o| e.opcode != Some(o))
+            {
+                return ControlFlow::Continue(());
+            }
+            if written >= limit {
+                return ControlFlow::Break(());
+            }
+            written += 1;
+            match w.row(&event_row(&name, e, &clock, args.payload, offsets)) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(err) => {
+                    write_error = Some(err);
+                    ControlFlow::Break(())
                 }
             }
+        });
+        if let Some(e) = write_error {
+            return Err(e);
+        }
+        if let Err(e) = ran {
+            had_errors = true;
+            say(format!("{name}: {e}"));
         }
     }
     w.finish()?;
     Ok(had_errors)
 }
 
-fn event_row(name: &str, e: &Event<'_>, clock: &Clock, payload: bool) -> Vec<Value> {
+fn event_row(name: &str, e: &Event<'_>, clock: &Clock, payload: bool, offsets: bool) -> Vec<Value> {
     let mut v = vec![
         name.into(),
         e.provider.to_string().into(),
@@ -192,7 +211,7 @@ fn event_row(name: &str, e: &Event<'_>, clock: &Clock, payload: bool) -> Vec<Val
         e.timestamp.map(|t| rfc3339(clock.unix_ns(t))).into(),
         e.kind.name().into(),
         e.pointer_size.into(),
-        e.offset().into(),
+        offsets.then(|| e.offset()).into(),
         e.payload.len().into(),
     ];
     if payload {

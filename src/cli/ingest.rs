@@ -76,7 +76,8 @@ pub struct IngestArgs {
     pub labels: Vec<(String, String)>,
     /// Take labels from each capture's path with the named groups of a regular
     /// expression (repeatable), e.g. 'drops/(?P<branch>[^/]+)/(?P<build>[0-9.]+)/'.
-    /// --label wins over a label taken from the path.
+    /// --label wins over a label taken from the path. On Windows the path is matched
+    /// with / for \, so the same expression works everywhere.
     #[arg(long = "label-from-path", value_name = "REGEX")]
     pub label_from_path: Vec<String>,
     /// After loading, name the frames from PDB files as `heapdb symbolize` does (this
@@ -86,9 +87,14 @@ pub struct IngestArgs {
     /// Do not symbolize, even when $_NT_SYMBOL_PATH is set.
     #[arg(long, conflicts_with = "symbols")]
     pub no_symbols: bool,
+    /// Which decoder reads the captures: heapdb's own reader (every platform), or
+    /// Windows' own ETW consumer (Windows only; the same rows, see `heapdb verify`).
+    #[arg(long, value_enum, default_value = "heapdb")]
+    pub decoder: super::decoder::DecoderArg,
 }
 
 pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let decoder = a.decoder.decoder()?;
     // The symbol path is checked before anything is loaded: a typo is a usage error.
     let symbols = if a.no_symbols || a.parquet.is_some() {
         None
@@ -106,6 +112,7 @@ pub fn run(a: IngestArgs, quiet: bool) -> anyhow::Result<Outcome> {
         jobs: a.jobs,
         strict: a.strict,
         labels,
+        decoder,
     };
     let mode = match a.indexes {
         IndexArg::Auto => IndexMode::Auto,

@@ -2,6 +2,7 @@
 //! (ctrlc), messages on stderr and exit codes. Each subcommand lives in its own module
 //! and reads like its `--help`; the work itself is the library's.
 
+mod decoder;
 mod dump;
 mod exit;
 mod format;
@@ -11,10 +12,12 @@ mod lake;
 mod progress;
 mod prune;
 mod query;
+mod record;
 mod repair;
 mod report;
 mod symbolize;
 mod synth;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use heapdb::cancel::Cancel;
@@ -85,6 +88,12 @@ pub enum Command {
     /// Print a canned report as SQL for DuckDB or Spark over a lake (parameters
     /// written in).
     LakeSql(lake::LakeSqlArgs),
+    /// Windows only: decode captures with heapdb's reader and with Windows' own ETW
+    /// decoder and compare them event by event.
+    Verify(verify::VerifyArgs),
+    /// Windows only: record a live heap tracing session of processes into the
+    /// database.
+    Record(record::RecordArgs),
 }
 
 /// The process-wide cancellation token: Ctrl-C and SIGTERM request, jobs poll.
@@ -101,6 +110,7 @@ pub fn cancel() -> &'static Cancel {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    heapdb::db::same_floats_on_every_thread();
     let cli = Cli::parse();
     let quiet = cli.quiet;
     let result = match cli.command {
@@ -118,6 +128,8 @@ pub fn main() -> ExitCode {
         Command::Export(args) => lake::run_export(args, quiet),
         Command::LakeViews(args) => lake::run_views(args),
         Command::LakeSql(args) => lake::run_sql(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Record(args) => record::run(args, quiet),
     };
     ExitCode::from(exit::code(result))
 }

@@ -37,9 +37,39 @@ fn check_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Makes SQLite's float arithmetic (`round()`, text to float) the same on every thread.
+///
+/// Windows with the GNU toolchain only: there `long double` is the 80-bit x87 type, and
+/// SQLite uses it when a test at initialization finds it more precise than double. But
+/// Windows starts every thread except the main one with the x87 precision at 53 bits
+/// (mingw's startup gives the main thread 64), so the same `round(x, 3)` gave 7.224 on
+/// `heapdb report`'s worker threads and 7.223 in `heapdb query` (found by
+/// tests/report_html.rs under Wine). Turning long double off gives SQLite's double-double
+/// arithmetic everywhere, as in MSVC builds (whose long double is double). Elsewhere a
+/// no-op. Called before any connection is opened; idempotent.
+pub fn same_floats_on_every_thread() {
+    #[cfg(all(windows, target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: sqlite3_initialize is safe to call at any time; the test control
+            // takes one int argument for this op and only sets a global flag.
+            let off: std::ffi::c_int = 0;
+            unsafe {
+                rusqlite::ffi::sqlite3_initialize();
+                rusqlite::ffi::sqlite3_test_control(
+                    rusqlite::ffi::SQLITE_TESTCTRL_USELONGDOUBLE,
+                    off,
+                );
+            }
+        });
+    }
+}
+
 /// Opens (creating if needed) a database for writing: WAL, so readers are never
 /// blocked by an ingest; schema applied or checked.
 pub fn open_rw(path: &Path) -> Result<Connection> {
+    same_floats_on_every_thread();
     check_path(path)?;
     let named = |e: rusqlite::Error| anyhow::anyhow!("{}: {e}", path.display());
     let conn = Connection::open(path).map_err(named)?;
@@ -111,6 +141,7 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i32> {
 /// be), and changes still in a `-wal` file are not seen (heapdb checkpoints the WAL at
 /// the end of every ingest, so there are none unless an ingest was killed).
 pub fn open_ro(path: &Path) -> Result<ReadOnly> {
+    same_floats_on_every_thread();
     if !path.exists() {
         bail!(
             "{}: no such database (create one with `heapdb ingest --db {}`)",

@@ -229,6 +229,17 @@ pub fn provider_of_hook(hook: u16) -> (Guid, u8) {
     (guid, opcode)
 }
 
+/// The kernel group whose provider GUID this is: the inverse of [`provider_of_hook`]
+/// for events that arrive with a GUID instead of a hook id (Windows' own consumer
+/// reports kernel events by their event class GUID). Image events map to their own
+/// group (0x14), whatever hook they were written with.
+pub fn group_of_provider(provider: &Guid) -> Option<u8> {
+    GROUPS
+        .iter()
+        .position(|g| g == provider)
+        .and_then(|i| u8::try_from(i).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +258,25 @@ mod tests {
         assert_eq!(provider_of_hook(0x030A).0, IMAGE_GUID);
         assert_eq!(provider_of_hook(0x0301).0, PROCESS_GUID);
         assert_eq!(provider_of_hook(0x2001).0, Guid::NIL);
+    }
+
+    #[test]
+    fn providers_map_back_to_their_group() {
+        assert_eq!(group_of_provider(&HEAP_GUID), Some(GROUP_HEAP));
+        assert_eq!(group_of_provider(&STACK_WALK_GUID), Some(GROUP_STACK_WALK));
+        assert_eq!(
+            group_of_provider(&EVENT_TRACE_GUID),
+            Some(GROUP_EVENT_TRACE)
+        );
+        assert_eq!(group_of_provider(&IMAGE_GUID), Some(GROUP_IMAGE));
+        assert_eq!(group_of_provider(&Guid([7; 16])), None);
+        for hook in [0x1022u16, 0x1820, 0x0301, 0x0501, 0x1E00] {
+            let (g, op) = provider_of_hook(hook);
+            assert_eq!(
+                group_of_provider(&g).map(|grp| (grp as u16) << 8 | op as u16),
+                Some(hook)
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::link::link_moving_realloc;
 use super::record;
 use super::rundown;
 use super::stack::{self, KeyTable, StackEvent};
-use crate::etl::Buffer;
+use crate::etl::{Buffer, Error, Event};
 use std::collections::HashSet;
 
 /// Recent events of a CPU's stream, to match the StackWalk records that follow them
@@ -75,6 +75,33 @@ impl CpuStream {
         scratch: &mut Vec<u8>,
         keys: &KeyTable,
     ) -> Option<Batch> {
+        match b.events(scratch) {
+            Ok(events) => self.feed_inner(b.index, events, None, keys),
+            // A buffer whose records cannot be reached: a problem, not a bad record.
+            Err(e) => self.feed_inner(b.index, std::iter::empty(), Some(Problem::from(&e)), keys),
+        }
+    }
+
+    /// [`CpuStream::feed`] for events from any source ([`crate::decode`]): `events` are
+    /// the next events of this CPU, `index` numbers them as a buffer would (row keys
+    /// are `(index, position)`), increasing from call to call.
+    pub fn feed_events<'e, I>(&mut self, index: u32, events: I, keys: &KeyTable) -> Option<Batch>
+    where
+        I: IntoIterator<Item = Result<Event<'e>, Error>>,
+    {
+        self.feed_inner(index, events, None, keys)
+    }
+
+    fn feed_inner<'e, I>(
+        &mut self,
+        index: u32,
+        events: I,
+        problem: Option<Problem>,
+        keys: &KeyTable,
+    ) -> Option<Batch>
+    where
+        I: IntoIterator<Item = Result<Event<'e>, Error>>,
+    {
         for r in &mut self.recent {
             r.row = match r.row {
                 Some((Bank::Current, i)) => Some((Bank::Held, i)),
@@ -82,12 +109,13 @@ impl CpuStream {
             };
         }
         let mut cur = Batch {
-            buffer_index: b.index,
+            buffer_index: index,
             rows: Vec::with_capacity(self.last_rows + self.last_rows / 4),
+            problems: problem.into_iter().collect(),
             ..Batch::default()
         };
         let mut held = self.held.take();
-        self.decode(b, scratch, &mut cur, held.as_mut());
+        self.decode(index, events, &mut cur, held.as_mut());
         self.last_rows = cur.rows.len();
         self.held = Some(cur);
         held.map(|mut h| {
@@ -139,21 +167,16 @@ impl CpuStream {
         other.then_some(None)
     }
 
-    fn decode(
+    fn decode<'e, I>(
         &mut self,
-        b: &Buffer<'_>,
-        scratch: &mut Vec<u8>,
+        index: u32,
+        events: I,
         cur: &mut Batch,
         mut held: Option<&mut Batch>,
-    ) {
-        let events = match b.events(scratch) {
-            Ok(ev) => ev,
-            Err(e) => {
-                cur.problems.push(Problem::from(&e));
-                return;
-            }
-        };
-        for (seq, item) in events.enumerate() {
+    ) where
+        I: IntoIterator<Item = Result<Event<'e>, Error>>,
+    {
+        for (seq, item) in events.into_iter().enumerate() {
             let e = match item {
                 Ok(e) => e,
                 Err(err) => {
@@ -191,7 +214,7 @@ impl CpuStream {
                             event: ev,
                             stack,
                             realloc_link: None,
-                            key: (b.index, seq as u32),
+                            key: (index, seq as u32),
                         });
                         if link_moving_realloc(held.as_deref_mut(), cur) {
                             cur.stats.moving_reallocs_linked += 1;

@@ -73,6 +73,14 @@ impl Labels {
     pub fn for_path(&self, path: &str) -> (Vec<(String, String)>, Vec<String>) {
         let mut out: Vec<(String, String)> = Vec::new();
         let mut missed = Vec::new();
+        // On Windows the path is matched with `/` for `\`, so that one expression
+        // ('drops/(?P<build>[^/]+)/') works on every platform.
+        let path: std::borrow::Cow<'_, str> = if cfg!(windows) {
+            path.replace('\\', "/").into()
+        } else {
+            path.into()
+        };
+        let path = path.as_ref();
         for re in &self.from_path {
             match re.captures(path) {
                 Some(c) => {

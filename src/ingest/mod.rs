@@ -46,6 +46,8 @@ pub struct Options {
     pub strict: bool,
     /// Labels for the captures stored.
     pub labels: labels::Labels,
+    /// Which decoder reads the captures (heapdb's reader unless asked otherwise).
+    pub decoder: crate::decode::Decoder,
 }
 
 /// What a sink did when the load ended.
@@ -218,6 +220,7 @@ pub fn run<S: Sink>(
                     bytes_total: total_bytes,
                     file: i + 1,
                     files: found.inputs.len(),
+                    decoder: opts.decoder,
                 };
                 p.ingest(input)?;
                 before += sizes[i];

@@ -53,6 +53,7 @@ pub(super) struct Producer<'a> {
     pub bytes_total: u64,
     pub file: usize,
     pub files: usize,
+    pub decoder: crate::decode::Decoder,
 }
 
 impl Producer<'_> {
@@ -99,6 +100,11 @@ impl Producer<'_> {
         let path = input.display();
         let name = input.file_name();
         self.progress(0, &name);
+        if self.decoder != crate::decode::Decoder::Heapdb
+            && !matches!(input, Input::Unusable { .. })
+        {
+            return self.ingest_events(input);
+        }
         if let Input::Unusable { message, .. } = input {
             let fp = match input {
                 Input::Unusable { path, .. } if !path.contains('!') => {
@@ -237,6 +243,112 @@ impl Producer<'_> {
         if let Some(e) = read_error {
             return self.abort(fingerprint, Some(e.offset()), e.kind.to_string(), &path);
         }
+        if changed {
+            return self.abort(fingerprint, None, changed_message(), &path);
+        }
+        self.send(Msg::End(Box::new(stats)))
+    }
+
+    /// [`Producer::ingest`] through an event source other than heapdb's buffer
+    /// pipeline (`--decoder etw`): the capture's identity is still the BLAKE3 of its
+    /// bytes (the same capture whichever decoder reads it), then one pass of the source
+    /// for the stack-key definitions and one for the events, fed to the per-CPU streams
+    /// in runs ([`crate::decode::events`]).
+    fn ingest_events(&self, input: &Input) -> Result<()> {
+        use crate::decode::events::{key_definitions, EventDecoder};
+        let path = input.display();
+        let name = input.file_name();
+        let version = match input.open() {
+            Ok(o) => o.version,
+            Err(e) => return self.fail(String::new(), None, e.to_string(), &path),
+        };
+        let fingerprint = plain_fingerprint(input);
+        if fingerprint.is_empty() {
+            return self.fail(fingerprint, None, "could not be read".into(), &path);
+        }
+        if let Some((id, first_path)) = self
+            .catalog
+            .find(&fingerprint)
+            .context("reading the database")?
+        {
+            self.shared.duplicate(&path, id, &first_path);
+            return Ok(());
+        }
+        let open = || crate::decode::open(self.decoder, input);
+        let stop = || self.shared.stopped() || self.shared.cancel.requested();
+        let keys = open().and_then(|mut s| key_definitions(s.as_mut(), &stop));
+        let (key_table, key_stacks) = match keys {
+            Ok(k) => k,
+            Err(e) => return self.fail(fingerprint, None, e.to_string(), &path),
+        };
+        if self.shared.cancel.requested() {
+            return Ok(());
+        }
+        let mut source = match open() {
+            Ok(s) => s,
+            Err(e) => return self.fail(fingerprint, None, e.to_string(), &path),
+        };
+        let clock = *source.clock();
+        let (labels, missed) = self.labels.for_path(&path);
+        for re in missed {
+            self.shared.note(Note::about(
+                Level::Warning,
+                &path,
+                format!(
+                    "--label-from-path {re:?} does not match this path: no label taken from it"
+                ),
+            ));
+        }
+        self.send(Msg::Begin(Box::new(CaptureStart {
+            path: path.clone(),
+            file_name: name.clone(),
+            size: input.size(),
+            fingerprint: fingerprint.clone(),
+            header: source.header().clone(),
+            started: super::now_rfc3339(),
+            labels,
+        })))?;
+        if !key_stacks.is_empty() {
+            self.send(Msg::Rows(RowBatch {
+                rows: Vec::new(),
+                stacks: key_stacks,
+                rundown: Vec::new(),
+                problems: Vec::new(),
+            }))?;
+        }
+        let mut stats = Stats::default();
+        let mut decoder = EventDecoder::new(&key_table);
+        let mut result: Result<()> = Ok(());
+        let mut ready = Vec::new();
+        let ran = source.for_each(&mut |item| {
+            if stop() {
+                return ControlFlow::Break(());
+            }
+            decoder.add(item, |b| ready.push(b));
+            for b in ready.drain(..) {
+                if let Err(e) = self.send_batch(b, &clock, &mut stats) {
+                    result = Err(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        result?;
+        if self.shared.cancel.requested() {
+            return Ok(()); // the loading thread rolls the capture back
+        }
+        if let Err(e) = ran {
+            return self.abort(fingerprint, None, e.to_string(), &path);
+        }
+        decoder.finish(|b| ready.push(b));
+        for b in ready.drain(..) {
+            self.send_batch(b, &clock, &mut stats)?;
+        }
+        self.progress(input.size(), &name);
+        let changed = match input.open() {
+            Ok(o) => o.version != version,
+            Err(_) => true,
+        };
         if changed {
             return self.abort(fingerprint, None, changed_message(), &path);
         }
