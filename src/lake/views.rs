@@ -76,7 +76,9 @@ pub fn script(dir: &Path) -> Result<String> {
             dir.display()
         );
     }
-    let abs = std::fs::canonicalize(dir)?;
+    // Absolute, not canonical: Windows' canonical form (\\?\C:\...) is not a path
+    // DuckDB's globbing takes.
+    let abs = std::path::absolute(dir)?;
     let root = abs.to_string_lossy().replace('\\', "/");
     let mut s = format!(
         "-- heapdb {}: views over the heap lake {root}\n-- Use: heapdb lake-views DIR > views.sql; duckdb -init views.sql\n\n",
