@@ -93,8 +93,9 @@ fn query_on(db: &std::path::Path, args: &[&str]) -> Vec<Value> {
         .unwrap();
     assert!(
         out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "{args:?}: {} ({})",
+        String::from_utf8_lossy(&out.stderr),
+        out.status
     );
     serde_json::from_slice::<Value>(&out.stdout)
         .unwrap()
