@@ -501,6 +501,64 @@ fn strict_stops_at_the_first_bad_file() {
     assert_eq!(q(&c, "SELECT count(*) FROM captures"), 0);
 }
 
+/// A capture with bad records in the middle of a batch, with --strict: the captures
+/// before it are stored, it and those after it are not, the bad file is named and the
+/// exit code says bad input. (The decoding threads decode several files at once: a bad
+/// file decoded early stopped the batch before the loader stored the good ones before
+/// it, named nothing and exited 0.)
+#[test]
+fn strict_stores_what_comes_before_a_bad_capture_and_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let caps = d.path().join("caps");
+    synth(
+        &caps,
+        Options {
+            files: 3,
+            events_per_file: 5_000,
+            seed: 6,
+            ..Options::default()
+        },
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&caps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "etl"))
+        .collect();
+    files.sort();
+    let bad = &files[1];
+    let full = std::fs::read(bad).unwrap();
+    std::fs::write(bad, &full[..full.len() / 2 + 100]).unwrap();
+    for round in 0..3 {
+        let db = d.path().join(format!("heap{round}.db"));
+        let out = heapdb(&[
+            "ingest",
+            "--strict",
+            "--db",
+            db.to_str().unwrap(),
+            caps.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("stopped early"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{}: bad records; --strict: capture not committed, stopping",
+                bad.display()
+            )),
+            "{err}"
+        );
+        let c = Connection::open(&db).unwrap();
+        let stored: Vec<String> = c
+            .prepare("SELECT path FROM captures ORDER BY capture_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(stored, vec![files[0].display().to_string()], "{err}");
+    }
+}
+
 #[test]
 fn readers_are_not_blocked_during_an_ingest() {
     let d = tempfile::tempdir().unwrap();

@@ -358,9 +358,10 @@ impl Producer<'_> {
     /// Sends the rows of a final batch.
     fn send_batch(&self, batch: Batch, clock: &Clock, stats: &mut Stats) -> Result<()> {
         stats.add(&batch.stats);
-        if self.strict && !batch.problems.is_empty() {
-            self.shared.stop();
-        }
+        // --strict stops in the loading thread, in capture order (`load::rows`): a
+        // decoding thread stopping here, on a file decoded ahead of its turn, would stop
+        // the batch before the good captures before it were stored, and with nobody
+        // left to report the bad one.
         let rows = batch
             .rows
             .iter()
