@@ -27,6 +27,9 @@
 -- PDB found that did not match its image, or could not be read): the PDBs this
 -- capture's images name; `heapdb query symbol-status` says which and why. NULL status
 -- ('pending') counts as not found until `heapdb symbolize` has run.
+-- status: 'complete', 'complete_with_errors', 'recording' (a `heapdb record` still running,
+-- or killed: `heapdb repair` finishes it) or 'incomplete' (a recording finished by repair:
+-- what its checkpoints committed).
 -- notes: the same in plain words, empty when nothing needs saying.
 WITH caps AS (SELECT capture_id FROM captures WHERE :capture IS NULL OR capture_id = :capture),
 k AS (
@@ -88,6 +91,8 @@ q AS (
 )
 SELECT q.*,
        trim(
+         CASE WHEN status = 'recording' THEN 'still being recorded (or its heapdb record was killed: heapdb repair finishes it); ' ELSE '' END ||
+         CASE WHEN status = 'incomplete' THEN 'a recording that ended without its end (heapdb record was killed): it holds what was committed, and blocks it saw end or begin only in part; ' ELSE '' END ||
          CASE WHEN events_lost > 0 THEN printf('the session lost %d events; ', events_lost) ELSE '' END ||
          CASE WHEN buffers_lost > 0 THEN printf('the session lost %d buffers; ', buffers_lost) ELSE '' END ||
          CASE WHEN events_bad > 0 THEN printf('%d corrupt records (see ingest_errors); ', events_bad) ELSE '' END ||

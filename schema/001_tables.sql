@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS captures (
     ingest_started  TEXT NOT NULL,         -- when this capture's ingest began (RFC 3339)
     ingest_finished TEXT,                  -- when it was committed
     heapdb_version  TEXT NOT NULL,         -- heapdb version that ingested it
-    status          TEXT NOT NULL,         -- 'complete', or 'complete_with_errors' when some records were bad
+    status          TEXT NOT NULL,         -- 'complete', or 'complete_with_errors' when some records were bad; for `heapdb record`: 'recording' while it runs (rows committed in parts; or its recorder was killed), 'incomplete' once `heapdb repair` finished a killed recording from what was committed
     -- Added in schema 2 (columns added by a migration come last, in every database):
     heap_events_undecoded INTEGER,         -- heap-provider events (in any header form) that could not be decoded: > 0 means the numbers are incomplete (see ingest_errors)
     history         INTEGER,               -- 1 when its rows of heaps, sites and site_stats are computed (NULL: stored before schema 2, until `heapdb repair`)

@@ -13,7 +13,10 @@ without some indexes: every capture is still whole, but reports are slow, and `h
 query` says so. This command builds the missing indexes and checks the database \
 (PRAGMA quick_check). It also computes the history tables (heaps, sites, site_stats: \
 what trend and capture-diff compare) of captures stored by a heapdb older than schema 2. \
-It is safe to run at any time, also while others read.\n\n\
+It finishes the recordings a killed `heapdb record` left (status 'recording' while \
+their recorder is gone): they keep what their checkpoints committed, get their block \
+lifetimes and history, and become status 'incomplete'; a recording still running is left \
+alone. It is safe to run at any time, also while others read.\n\n\
 Exit codes: 0 the database is whole, 3 it is damaged or could not be repaired, \
 4 interrupted.\n\nExample:\n  heapdb repair --db heap.db"
 )]
@@ -44,16 +47,35 @@ pub fn run(a: RepairArgs, quiet: bool) -> anyhow::Result<Outcome> {
             report.check
         );
     }
+    for id in &report.recordings_running {
+        say(format!(
+            "{}: capture {id} is being recorded (its heapdb record still runs): left alone",
+            a.db.display()
+        ));
+    }
+    if !report.recordings_finished.is_empty() {
+        let ids: Vec<String> = report
+            .recordings_finished
+            .iter()
+            .map(i64::to_string)
+            .collect();
+        say(format!(
+            "{}: finished {} recording(s) whose heapdb record was gone (capture {}): they hold what was committed, status 'incomplete'",
+            a.db.display(),
+            ids.len(),
+            ids.join(", ")
+        ));
+    }
     if report.histories > 0 {
         say(format!(
-            "{}: computed the history (heaps, sites, site_stats) of {} capture(s) stored before schema 2",
+            "{}: computed the history (heaps, sites, site_stats) of {} capture(s) (stored before schema 2, or recordings finished now)",
             a.db.display(),
             report.histories
         ));
     }
     if report.lifetimes > 0 {
         say(format!(
-            "{}: computed the block lifetimes (blocks, block_counts, process_usage, heap_event_counts) of {} capture(s) stored before schema 3",
+            "{}: computed the block lifetimes (blocks, block_counts, process_usage, heap_event_counts) of {} capture(s) (stored before schema 3, or recordings finished now)",
             a.db.display(),
             report.lifetimes
         ));

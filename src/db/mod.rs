@@ -4,6 +4,7 @@
 pub mod history;
 pub mod lifetimes;
 pub mod prune;
+pub mod recording;
 pub mod sink;
 pub mod sql;
 pub mod symbolize;
@@ -360,6 +361,10 @@ pub struct Repaired {
     pub histories: usize,
     /// Captures stored before schema 3 whose block lifetimes were computed now.
     pub lifetimes: usize,
+    /// Recordings whose recorder was gone, finished now (status `incomplete`).
+    pub recordings_finished: Vec<i64>,
+    /// Recordings still running (left alone).
+    pub recordings_running: Vec<i64>,
 }
 
 /// Builds the missing indexes of a database and checks it.
@@ -382,6 +387,16 @@ pub fn repair(
         .into_iter()
         .filter(|n| !missing_after.contains(n))
         .collect();
+    // First: a finished recording then has its history and lifetimes computed below.
+    let (gone, recordings_running) = recording::unfinished(&conn, path)?;
+    let mut recordings_finished = Vec::new();
+    for id in gone {
+        if cancel.requested() {
+            break;
+        }
+        recording::finish(&conn, path, id, ctx)?;
+        recordings_finished.push(id);
+    }
     let mut histories = 0;
     let todo = history::captures_without_history(&conn)?;
     for (i, id) in todo.iter().enumerate() {
@@ -432,6 +447,8 @@ pub fn repair(
         check,
         histories,
         lifetimes,
+        recordings_finished,
+        recordings_running,
     })
 }
 

@@ -5,8 +5,10 @@
 
 use super::sql::{self, Table};
 use crate::ingest::observe::{Level, Note, Phase, Progress};
+use crate::ingest::rundown::RundownTables;
 use crate::ingest::sink::{
-    Begin, CaptureEnd, CaptureStart, Catalog, Context, EventBatch, FileFailure, Interrupted, Sink,
+    Begin, CaptureEnd, CaptureStart, Catalog, Checkpoint, Context, EventBatch, FileFailure,
+    Interrupted, Sink,
 };
 use crate::ingest::Finished;
 use anyhow::{Context as _, Result};
@@ -32,6 +34,12 @@ pub enum IndexMode {
     Rebuild,
     Keep,
 }
+
+/// Event and block ids a recording keeps for itself while it runs: its final count is
+/// not known, and an ingest into the same database meanwhile must not take ids from
+/// its range (a capture's rows are one id range). 2^40 ids: over a year of a million
+/// events a second; the gap it leaves before later captures costs nothing.
+pub const RECORDING_RESERVE: i64 = 1 << 40;
 
 /// How long a writer waits for the lock before it says so (then it keeps waiting).
 const LOCK_NOTICE: Duration = Duration::from_secs(3);
@@ -139,6 +147,28 @@ pub struct SqliteSink {
     /// statement per capture (an append to a database with its indexes); otherwise
     /// straight in (a bulk load, whose indexes are rebuilt after).
     staged: bool,
+    /// Captures are live recordings, committed in parts ([`Sink::checkpoint`]).
+    recording: bool,
+    /// A recording's stacks and errors since its last part.
+    queued_stacks: Vec<(i64, Vec<u64>)>,
+    queued_problems: Vec<(Option<i64>, FileFailure)>,
+}
+
+fn problem_row(
+    capture_id: i64,
+    path: &str,
+    fingerprint: &str,
+    p: &crate::heap::capture::Problem,
+) -> (Option<i64>, FileFailure) {
+    (
+        Some(capture_id),
+        FileFailure {
+            path: path.to_string(),
+            fingerprint: fingerprint.to_string(),
+            offset: Some(p.offset),
+            message: p.message.clone(),
+        },
+    )
 }
 
 impl SqliteSink {
@@ -158,7 +188,34 @@ impl SqliteSink {
             insert_seconds: 0.0,
             commit_seconds: 0.0,
             staged: false,
+            recording: false,
+            queued_stacks: Vec::new(),
+            queued_problems: Vec::new(),
         })
+    }
+
+    /// A sink for `heapdb record`: the capture row is committed with the first
+    /// checkpoint, marked `recording` and holding [`RECORDING_RESERVE`] ids, and every
+    /// checkpoint commits the rows so far; the end completes it as an ingest would. A
+    /// recording that never reaches its end stays `recording` until `heapdb repair`
+    /// finishes it from its rows.
+    pub fn for_recording(mut self) -> SqliteSink {
+        self.recording = true;
+        self
+    }
+
+    fn flush_staging(&self) -> Result<()> {
+        if self.staged {
+            // In id order: the table's own b-tree then only appends. (Ordering by an
+            // index's key instead measured slower: the table inserts turn random.)
+            self.conn
+                .execute_batch(&sql::REALLOCS.flush_staging_sql("id"))?;
+            self.conn
+                .execute_batch(&sql::HEAP_EVENTS.flush_staging_sql("id"))?;
+            self.conn
+                .execute_batch(&sql::BLOCKS.flush_staging_sql("block_id"))?;
+        }
+        Ok(())
     }
 
     fn write_batch(&mut self, b: &EventBatch<'_>) -> Result<()> {
@@ -181,46 +238,79 @@ impl SqliteSink {
             insert(&self.conn, &sql::HEAP_EVENTS, b.others)?;
             insert(&self.conn, &sql::BLOCKS, b.blocks)?;
         }
-        if !b.stacks.is_empty() {
-            let mut ins_s = self.conn.prepare_cached(&format!(
-                "{} ON CONFLICT DO NOTHING",
-                sql::STACKS.insert_sql(1)
-            ))?;
-            let mut ins_f = self.conn.prepare_cached(&format!(
-                "{} ON CONFLICT DO NOTHING",
-                sql::STACK_FRAMES.insert_sql(1)
-            ))?;
-            for s in b.stacks {
-                if !self.stacks.insert(s.0) {
-                    continue;
-                }
-                (sql::STACKS.bind)(&mut ins_s, 0, s)?;
-                if ins_s.raw_execute()? == 0 {
-                    continue; // another capture stored it, frames included
-                }
-                for (d, &f) in s.1.iter().enumerate() {
-                    (sql::STACK_FRAMES.bind)(&mut ins_f, 0, &(s.0, d, f))?;
-                    ins_f.raw_execute()?;
+        if self.recording {
+            // A recording holds no write lock between its checkpoints (an ingest or a
+            // repair meanwhile must not wait for the recording's end): the rows went to
+            // the temp staging tables; stacks and errors wait here.
+            for st in b.stacks {
+                if !self.stacks.contains(&st.0) {
+                    self.queued_stacks.push(st.clone());
                 }
             }
-        }
-        if !b.problems.is_empty() {
-            let mut ins = self.conn.prepare_cached(sql::INGEST_ERROR_ONCE)?;
             for p in b.problems {
-                let row = (
-                    Some(b.capture_id),
-                    FileFailure {
-                        path: b.path.to_string(),
-                        fingerprint: b.fingerprint.to_string(),
-                        offset: Some(p.offset),
-                        message: p.message.clone(),
-                    },
-                );
-                (sql::INGEST_ERRORS.bind)(&mut ins, 0, &row)?;
-                ins.raw_execute()?;
+                self.queued_problems
+                    .push(problem_row(b.capture_id, b.path, b.fingerprint, p));
+            }
+            return Ok(());
+        }
+        self.write_stacks(b.stacks)?;
+        let rows: Vec<_> = b
+            .problems
+            .iter()
+            .map(|p| problem_row(b.capture_id, b.path, b.fingerprint, p))
+            .collect();
+        self.write_problems(&rows)
+    }
+
+    fn write_stacks(&mut self, stacks: &[(i64, Vec<u64>)]) -> Result<()> {
+        if stacks.is_empty() {
+            return Ok(());
+        }
+        let mut ins_s = self.conn.prepare_cached(&format!(
+            "{} ON CONFLICT DO NOTHING",
+            sql::STACKS.insert_sql(1)
+        ))?;
+        let mut ins_f = self.conn.prepare_cached(&format!(
+            "{} ON CONFLICT DO NOTHING",
+            sql::STACK_FRAMES.insert_sql(1)
+        ))?;
+        for s in stacks {
+            if !self.stacks.insert(s.0) {
+                continue;
+            }
+            (sql::STACKS.bind)(&mut ins_s, 0, s)?;
+            if ins_s.raw_execute()? == 0 {
+                continue; // another capture stored it, frames included
+            }
+            for (d, &f) in s.1.iter().enumerate() {
+                (sql::STACK_FRAMES.bind)(&mut ins_f, 0, &(s.0, d, f))?;
+                ins_f.raw_execute()?;
             }
         }
         Ok(())
+    }
+
+    fn write_problems(&self, rows: &[(Option<i64>, FileFailure)]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut ins = self.conn.prepare_cached(sql::INGEST_ERROR_ONCE)?;
+        for row in rows {
+            (sql::INGEST_ERRORS.bind)(&mut ins, 0, row)?;
+            ins.raw_execute()?;
+        }
+        Ok(())
+    }
+
+    /// A recording: ends the transaction of its staging tables and takes the write
+    /// lock, then writes the stacks and errors queued since the last part.
+    fn lock_recording(&mut self, ctx: Context<'_>) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        lock(&self.conn, &self.path, ctx)?;
+        let stacks = std::mem::take(&mut self.queued_stacks);
+        self.write_stacks(&stacks)?;
+        let problems = std::mem::take(&mut self.queued_problems);
+        self.write_problems(&problems)
     }
 
     /// The database connection (inside the capture's transaction between `begin` and
@@ -249,6 +339,9 @@ impl SqliteSink {
                 rows: 0,
             });
         }
+        if self.recording {
+            self.lock_recording(ctx)?;
+        }
         let t = Instant::now();
         let r = self.commit_capture(e, hook);
         self.commit_seconds += t.elapsed().as_secs_f64();
@@ -261,24 +354,9 @@ impl SqliteSink {
         hook: &mut dyn FnMut(&Connection) -> Result<()>,
     ) -> Result<()> {
         let cid = e.capture_id;
-        if self.staged {
-            // In id order: the table's own b-tree then only appends. (Ordering by an
-            // index's key instead measured slower: the table inserts turn random.)
-            self.conn
-                .execute_batch(&sql::REALLOCS.flush_staging_sql("id"))?;
-            self.conn
-                .execute_batch(&sql::HEAP_EVENTS.flush_staging_sql("id"))?;
-            self.conn
-                .execute_batch(&sql::BLOCKS.flush_staging_sql("block_id"))?;
-        }
+        self.flush_staging()?;
         super::lifetimes::write_summary(&self.conn, cid, &e.lifetimes)?;
-        let t = &e.rundown;
-        let procs: Vec<_> = t.processes.iter().map(|p| (cid, p.clone())).collect();
-        insert(&self.conn, &sql::PROCESSES, &procs)?;
-        let threads: Vec<_> = t.threads.iter().map(|p| (cid, p.clone())).collect();
-        insert(&self.conn, &sql::THREADS, &threads)?;
-        let images: Vec<_> = t.images.iter().map(|p| (cid, p.clone())).collect();
-        insert(&self.conn, &sql::IMAGES, &images)?;
+        write_rundown(&self.conn, cid, &e.rundown, self.recording)?;
         super::history::write_history(&self.conn, cid, &e.history)?;
         super::lifetimes::fill_site_live(&self.conn, cid)?;
         {
@@ -297,6 +375,27 @@ impl SqliteSink {
     fn named(&self) -> String {
         self.path.display().to_string()
     }
+}
+
+/// A capture's processes, threads and images; `replace`: a recording's checkpoints
+/// stored earlier versions of them.
+fn write_rundown(
+    conn: &Connection,
+    cid: i64,
+    t: &RundownTables,
+    replace: bool,
+) -> rusqlite::Result<()> {
+    if replace {
+        for table in ["processes", "threads", "images"] {
+            conn.execute(&format!("DELETE FROM {table} WHERE capture_id = ?1"), [cid])?;
+        }
+    }
+    let procs: Vec<_> = t.processes.iter().map(|p| (cid, p.clone())).collect();
+    insert(conn, &sql::PROCESSES, &procs)?;
+    let threads: Vec<_> = t.threads.iter().map(|p| (cid, p.clone())).collect();
+    insert(conn, &sql::THREADS, &threads)?;
+    let images: Vec<_> = t.images.iter().map(|p| (cid, p.clone())).collect();
+    insert(conn, &sql::IMAGES, &images)
 }
 
 impl Sink for SqliteSink {
@@ -368,9 +467,22 @@ impl Sink for SqliteSink {
             st.raw_execute()?;
         }
         let capture_id = self.conn.last_insert_rowid();
+        if self.recording {
+            self.conn.execute(
+                "UPDATE captures SET status = 'recording', first_event_id = ?2, last_event_id = ?2 + ?4 - 1, \
+                 first_block_id = ?3, last_block_id = ?3 + ?4 - 1 WHERE capture_id = ?1",
+                (capture_id, first_event_id, first_block_id, RECORDING_RESERVE),
+            )?;
+        }
         super::history::write_labels(&self.conn, capture_id, &s.labels)?;
         self.capture = Some(capture_id);
         self.stacks.clear();
+        if self.recording {
+            // The capture row and its reserve are visible at once; the rows collect in
+            // the temp staging tables, in a transaction that holds no lock on the
+            // database.
+            self.conn.execute_batch("COMMIT; BEGIN")?;
+        }
         Ok(Begin::New {
             capture_id,
             first_event_id,
@@ -388,8 +500,54 @@ impl Sink for SqliteSink {
     fn commit(&mut self, e: &CaptureEnd, ctx: Context<'_>) -> Result<()> {
         self.commit_with(e, ctx, &mut |_| Ok(()))
     }
+    fn checkpoint(&mut self, cp: &Checkpoint, ctx: Context<'_>) -> Result<()> {
+        if !self.recording || self.capture != Some(cp.capture_id) {
+            anyhow::bail!("a checkpoint outside a recording");
+        }
+        self.lock_recording(ctx)?;
+        let t = Instant::now();
+        let r = (|| -> Result<()> {
+            self.flush_staging()?;
+            write_rundown(&self.conn, cp.capture_id, &cp.rundown, true)?;
+            self.conn.execute(
+                "UPDATE captures SET first_event_ns = ?2, last_event_ns = ?3, events_seen = ?4, \
+                 events_decoded = ?5, events_bad = ?6, stacks_matched = ?7, stacks_orphan = ?8 \
+                 WHERE capture_id = ?1",
+                (
+                    cp.capture_id,
+                    cp.first_ns,
+                    cp.last_ns,
+                    sql::sql_u64(cp.stats.events),
+                    sql::sql_u64(cp.stats.heap_events),
+                    sql::sql_u64(cp.stats.bad_records.max(cp.problems)),
+                    sql::sql_u64(cp.stats.stacks_matched),
+                    sql::sql_u64(cp.stats.stacks_orphan),
+                ),
+            )?;
+            self.conn
+                .execute_batch("COMMIT")
+                .with_context(|| format!("{}: committing capture {}", self.named(), cp.capture_id))
+        })();
+        self.commit_seconds += t.elapsed().as_secs_f64();
+        r?;
+        // No lock until the next part: an ingest meanwhile stores its captures after
+        // the ids this recording keeps.
+        self.conn.execute_batch("BEGIN")?;
+        Ok(())
+    }
+
     fn abort(&mut self) -> Result<()> {
         if self.capture.take().is_some() {
+            if self.recording {
+                // The parts committed stay (`heapdb repair` finishes the capture); the
+                // transaction may be gone already if taking the lock failed.
+                self.queued_stacks.clear();
+                self.queued_problems.clear();
+                if !self.conn.is_autocommit() {
+                    self.conn.execute_batch("ROLLBACK")?;
+                }
+                return Ok(());
+            }
             self.conn.execute_batch("ROLLBACK")?;
         }
         Ok(())

@@ -100,6 +100,18 @@ impl<'k> EventDecoder<'k> {
         }
     }
 
+    /// Feeds every run still pending to its stream (a live recording's checkpoint:
+    /// a CPU that logs little would otherwise hold its events back until its run
+    /// fills).
+    pub fn flush<F: FnMut(Batch)>(&mut self, mut sink: F) {
+        let pending = std::mem::take(&mut self.pending);
+        for (cpu, run) in pending {
+            if !run.is_empty() {
+                self.feed(cpu, run, &mut sink);
+            }
+        }
+    }
+
     /// Ends the capture: the runs still pending, then every stream's last batch, then
     /// the unreadable records.
     pub fn finish<F: FnMut(Batch)>(mut self, mut sink: F) {

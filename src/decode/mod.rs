@@ -17,6 +17,7 @@
 pub mod compare;
 pub mod events;
 pub mod record;
+pub mod session;
 
 use crate::etl::{Clock, Error, EtlReader, Event, LogfileHeader, Window};
 use crate::ingest::discover::Input;

@@ -7,6 +7,8 @@
 //! consumer through a bounded channel. What ferrisetw can and cannot express, and what
 //! has (not) been run on real Windows, is in docs/windows.md.
 
+pub mod live;
+
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

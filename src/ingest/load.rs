@@ -8,7 +8,9 @@ use super::lifetimes::Tracker;
 use super::observe::{Level, Note};
 use super::rows::{HeapEventRow, OtherRow, ReallocRow, RundownRow};
 use super::rundown::RundownTables;
-use super::sink::{Begin, CaptureEnd, CaptureStart, Context, EventBatch, FileFailure, Sink};
+use super::sink::{
+    Begin, CaptureEnd, CaptureStart, Checkpoint, Context, EventBatch, FileFailure, Sink,
+};
 use super::Shared;
 use crate::heap::capture::{Problem, RowKey, Stats};
 use crate::heap::record::op;
@@ -31,6 +33,8 @@ pub(crate) enum Msg {
     Begin(Box<CaptureStart>),
     Rows(RowBatch),
     End(Box<Stats>),
+    /// A live recording: make what was sent of the capture durable (its stats so far).
+    Checkpoint(Box<Stats>),
     /// The capture being sent is not to be stored (its file changed, or could not be
     /// read to the end); a `Failed` follows.
     Abort,
@@ -107,6 +111,7 @@ impl<'s, S: Sink> Loader<'s, S> {
                     }
                 }
                 Msg::End(stats) => self.end(*stats)?,
+                Msg::Checkpoint(stats) => self.checkpoint(*stats)?,
                 Msg::Abort => {
                     self.skipping = true;
                     if self.current.take().is_some() {
@@ -237,6 +242,28 @@ impl<'s, S: Sink> Loader<'s, S> {
         Ok(())
     }
 
+    fn checkpoint(&mut self, stats: Stats) -> Result<()> {
+        let Some(cur) = self.current.as_ref() else {
+            return Ok(());
+        };
+        if self.skipping {
+            return Ok(());
+        }
+        let cp = Checkpoint {
+            capture_id: cur.capture_id,
+            stats,
+            first_ns: cur.first_ns,
+            last_ns: cur.last_ns,
+            first_event_id: cur.first_id,
+            last_event_id: cur.next_id - 1,
+            problems: cur.problems,
+            rundown: super::rundown::assemble(&cur.rundown, &cur.pids),
+        };
+        self.sink.checkpoint(&cp, self.ctx())?;
+        self.shared.stored(cp.capture_id, cp.last_event_id);
+        Ok(())
+    }
+
     fn end(&mut self, stats: Stats) -> Result<()> {
         let Some(cur) = self.current.take() else {
             return Ok(());
@@ -301,6 +328,7 @@ impl<'s, S: Sink> Loader<'s, S> {
             },
             self.ctx(),
         )?;
+        self.shared.stored(cur.capture_id, cur.next_id - 1);
         self.shared.ingested(cur.problems > 0);
         Ok(())
     }

@@ -18,6 +18,7 @@ mod fx;
 pub mod identity;
 pub mod labels;
 pub mod lifetimes;
+pub mod live;
 mod load;
 pub mod observe;
 mod produce;
@@ -102,9 +103,31 @@ pub(crate) struct Shared<'a> {
     report: Mutex<Report>,
     reallocs: AtomicU64,
     events: AtomicU64,
+    /// The last capture committed, or part of one: (capture id, last event id).
+    committed: Mutex<Option<(i64, i64)>>,
 }
 
-impl Shared<'_> {
+impl<'a> Shared<'a> {
+    pub(crate) fn new(observer: &'a dyn Observer, cancel: &'a Cancel) -> Shared<'a> {
+        Shared {
+            observer,
+            cancel,
+            stop: AtomicBool::new(false),
+            report: Mutex::new(Report::default()),
+            reallocs: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            committed: Mutex::new(None),
+        }
+    }
+    /// A capture (or part of a live one) was committed, up to this event id.
+    pub fn stored(&self, capture_id: i64, last_event_id: i64) {
+        if let Ok(mut c) = self.committed.lock() {
+            *c = Some((capture_id, last_event_id));
+        }
+    }
+    pub fn committed(&self) -> Option<(i64, i64)> {
+        self.committed.lock().ok().and_then(|c| *c)
+    }
     pub fn note(&self, note: Note) {
         self.observer.note(&note);
     }
@@ -181,14 +204,7 @@ pub fn run<S: Sink>(
     if !found.inputs.is_empty() {
         sink.prepare(total_bytes, sink::Context { observer, cancel })?;
     }
-    let shared = Shared {
-        observer,
-        cancel,
-        stop: AtomicBool::new(false),
-        report: Mutex::new(Report::default()),
-        reallocs: AtomicU64::new(0),
-        events: AtomicU64::new(0),
-    };
+    let shared = Shared::new(observer, cancel);
     let catalog = sink.catalog()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.unwrap_or(0))

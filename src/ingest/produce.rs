@@ -362,22 +362,7 @@ impl Producer<'_> {
         // decoding thread stopping here, on a file decoded ahead of its turn, would stop
         // the batch before the good captures before it were stored, and with nobody
         // left to report the bad one.
-        let rows = batch
-            .rows
-            .iter()
-            .map(|r| HeapEventRow::from_heap(r, clock))
-            .collect();
-        let rundown = batch
-            .rundown
-            .into_iter()
-            .map(|r| RundownRow::new(r, clock))
-            .collect();
-        self.send(Msg::Rows(RowBatch {
-            rows,
-            stacks: batch.stacks,
-            rundown,
-            problems: batch.problems,
-        }))
+        self.send(Msg::Rows(row_batch(batch, clock)))
     }
 
     /// Ends the capture being sent without storing it, and records why.
@@ -390,6 +375,26 @@ impl Producer<'_> {
     ) -> Result<()> {
         self.send(Msg::Abort)?;
         self.fail(fingerprint, offset, message, path)
+    }
+}
+
+/// A decoded batch as the loading thread takes it: rows with absolute times.
+pub(super) fn row_batch(batch: Batch, clock: &Clock) -> RowBatch {
+    let rows = batch
+        .rows
+        .iter()
+        .map(|r| HeapEventRow::from_heap(r, clock))
+        .collect();
+    let rundown = batch
+        .rundown
+        .into_iter()
+        .map(|r| RundownRow::new(r, clock))
+        .collect();
+    RowBatch {
+        rows,
+        stacks: batch.stacks,
+        rundown,
+        problems: batch.problems,
     }
 }
 

@@ -82,6 +82,21 @@ pub struct CaptureEnd {
     pub finished: String,
 }
 
+/// What a live recording has stored so far ([`Sink::checkpoint`]).
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub capture_id: i64,
+    pub stats: Stats,
+    pub first_ns: Option<i64>,
+    pub last_ns: Option<i64>,
+    pub first_event_id: i64,
+    /// The last id used so far.
+    pub last_event_id: i64,
+    pub problems: u64,
+    /// The processes, threads and images seen so far (replaced at each checkpoint).
+    pub rundown: RundownTables,
+}
+
 /// A file (or archive member) that could not be read at all.
 #[derive(Debug, Clone)]
 pub struct FileFailure {
@@ -124,6 +139,12 @@ pub trait Sink: Send {
     fn begin(&mut self, capture: &CaptureStart, ctx: Context<'_>) -> Result<Begin>;
     fn write(&mut self, batch: &EventBatch<'_>) -> Result<()>;
     fn commit(&mut self, end: &CaptureEnd, ctx: Context<'_>) -> Result<()>;
+    /// Makes what was written of the capture being stored durable, and goes on storing
+    /// it (`heapdb record`: a long recording survives a crash). Sinks that store
+    /// captures only whole refuse.
+    fn checkpoint(&mut self, _cp: &Checkpoint, _ctx: Context<'_>) -> Result<()> {
+        anyhow::bail!("this store keeps captures only whole: it cannot commit a recording in parts")
+    }
     /// Forgets the capture being stored.
     fn abort(&mut self) -> Result<()>;
     /// Records a file that could not be read (once per file and message).
