@@ -62,6 +62,18 @@ fn spawn_record(db: &Path, etl: &Path, rate: &str, extra: &[&str]) -> Child {
         .unwrap()
 }
 
+/// A recording of a 20,000-event capture (seed `seed`) into `live.db` in a new
+/// directory, replayed at `rate` events/s, committing every 0.1 s: once its first part
+/// is in the database.
+fn recording_underway(seed: &str, rate: &str) -> (Capture, tempfile::TempDir, Child) {
+    let c = capture("20000", seed);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let child = spawn_record(&db, &c.etl, rate, &["--commit-every", "0.1"]);
+    wait_for("a first part", || committed_reallocs(&db) > 0);
+    (c, dir, child)
+}
+
 /// Waits until `cond` holds (the database read as it is), at most 120 s.
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -272,11 +284,8 @@ fn a_replayed_recording_stores_what_an_ingest_stores() {
 /// `recording`, rows growing; then complete.
 #[test]
 fn readers_see_the_recording_while_it_runs() {
-    let c = capture("20000", "12");
-    let dir = tempfile::tempdir().unwrap();
+    let (c, dir, child) = recording_underway("12", "20000");
     let db = dir.path().join("live.db");
-    let child = spawn_record(&db, &c.etl, "20000", &["--commit-every", "0.1"]);
-    wait_for("a first part", || committed_reallocs(&db) > 0);
     let first = committed_reallocs(&db);
     assert_eq!(status(&db), "recording");
     assert_eq!(lock_files(&db).len(), 1);
@@ -410,11 +419,8 @@ fn a_killed_recording_is_kept_and_finished_by_repair() {
 /// `heapdb repair` leaves a recording that still runs alone.
 #[test]
 fn repair_leaves_a_running_recording_alone() {
-    let c = capture("20000", "15");
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("r.db");
-    let child = spawn_record(&db, &c.etl, "15000", &["--commit-every", "0.1"]);
-    wait_for("a first part", || committed_reallocs(&db) > 0);
+    let (c, dir, child) = recording_underway("15", "15000");
+    let db = dir.path().join("live.db");
     let o = run(&["repair", "--db", s(&db)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
@@ -468,11 +474,8 @@ fn duration_ends_the_recording_and_commits() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_ends_the_recording_and_commits() {
-    let c = capture("20000", "17");
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("c.db");
-    let child = spawn_record(&db, &c.etl, "15000", &["--commit-every", "0.1"]);
-    wait_for("a first part", || committed_reallocs(&db) > 0);
+    let (c, dir, child) = recording_underway("17", "15000");
+    let db = dir.path().join("live.db");
     let k = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

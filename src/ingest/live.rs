@@ -257,8 +257,10 @@ pub fn record(
             Ok(r) => r,
             Err(_) => Err(anyhow::anyhow!("the loading thread panicked")),
         };
-        let pumped = pumped?;
+        // The loading thread's error first: when it failed, the loop only saw that it
+        // stopped listening.
         loaded?;
+        let pumped = pumped?;
         Ok((pumped, !loader_cancel.requested()))
     });
     // Stopped already, unless the loop failed: the session never outlives the call.

@@ -63,6 +63,22 @@ struct Current {
     tracker: Tracker,
 }
 
+impl Current {
+    /// What it holds so far.
+    fn so_far(&self, stats: Stats, rundown: RundownTables) -> Checkpoint {
+        Checkpoint {
+            capture_id: self.capture_id,
+            stats,
+            first_ns: self.first_ns,
+            last_ns: self.last_ns,
+            first_event_id: self.first_id,
+            last_event_id: self.next_id - 1,
+            problems: self.problems,
+            rundown,
+        }
+    }
+}
+
 pub(crate) struct Loader<'s, S: Sink> {
     sink: S,
     shared: &'s Shared<'s>,
@@ -249,16 +265,7 @@ impl<'s, S: Sink> Loader<'s, S> {
         if self.skipping {
             return Ok(());
         }
-        let cp = Checkpoint {
-            capture_id: cur.capture_id,
-            stats,
-            first_ns: cur.first_ns,
-            last_ns: cur.last_ns,
-            first_event_id: cur.first_id,
-            last_event_id: cur.next_id - 1,
-            problems: cur.problems,
-            rundown: super::rundown::assemble(&cur.rundown, &cur.pids),
-        };
+        let cp = cur.so_far(stats, super::rundown::assemble(&cur.rundown, &cur.pids));
         self.sink.checkpoint(&cp, self.ctx())?;
         self.shared.stored(cp.capture_id, cp.last_event_id);
         Ok(())
@@ -292,6 +299,7 @@ impl<'s, S: Sink> Loader<'s, S> {
                 ),
             ));
         }
+        let mut so_far = cur.so_far(stats, RundownTables::default());
         let mut rundown = super::rundown::assemble(&cur.rundown, &cur.pids);
         let history = cur.tally.resolve(&mut rundown);
         // The blocks still live go to the sink in chunks, like the others.
@@ -312,22 +320,9 @@ impl<'s, S: Sink> Loader<'s, S> {
                 })
             },
         )?;
-        self.sink.commit(
-            &CaptureEnd {
-                capture_id: cur.capture_id,
-                stats,
-                first_ns: cur.first_ns,
-                last_ns: cur.last_ns,
-                first_event_id: cur.first_id,
-                last_event_id: cur.next_id - 1,
-                problems: cur.problems,
-                rundown,
-                history,
-                lifetimes,
-                finished: super::now_rfc3339(),
-            },
-            self.ctx(),
-        )?;
+        so_far.rundown = rundown;
+        let end = CaptureEnd::new(so_far, history, lifetimes, super::now_rfc3339());
+        self.sink.commit(&end, self.ctx())?;
         self.shared.stored(cur.capture_id, cur.next_id - 1);
         self.shared.ingested(cur.problems > 0);
         Ok(())

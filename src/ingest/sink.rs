@@ -82,7 +82,8 @@ pub struct CaptureEnd {
     pub finished: String,
 }
 
-/// What a live recording has stored so far ([`Sink::checkpoint`]).
+/// What a capture being stored holds so far: what a live recording commits at each
+/// [`Sink::checkpoint`], and the start of its [`CaptureEnd`].
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     pub capture_id: i64,
@@ -95,6 +96,30 @@ pub struct Checkpoint {
     pub problems: u64,
     /// The processes, threads and images seen so far (replaced at each checkpoint).
     pub rundown: RundownTables,
+}
+
+impl CaptureEnd {
+    /// The end of a capture whose counts so far are `so_far`.
+    pub fn new(
+        so_far: Checkpoint,
+        history: History,
+        lifetimes: Summary,
+        finished: String,
+    ) -> CaptureEnd {
+        CaptureEnd {
+            capture_id: so_far.capture_id,
+            stats: so_far.stats,
+            first_ns: so_far.first_ns,
+            last_ns: so_far.last_ns,
+            first_event_id: so_far.first_event_id,
+            last_event_id: so_far.last_event_id,
+            problems: so_far.problems,
+            rundown: so_far.rundown,
+            history,
+            lifetimes,
+            finished,
+        }
+    }
 }
 
 /// A file (or archive member) that could not be read at all.
