@@ -80,6 +80,24 @@ impl Observer for Terminal {
                     ));
                 }
             }
+            Phase::Recording {
+                millis,
+                rows,
+                parts,
+            } => {
+                if let Some(b) = &self.bar {
+                    // No bytes to count: a spinner, the time and the counts.
+                    if let Ok(style) =
+                        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    {
+                        b.set_style(style);
+                    }
+                    b.set_message(format!(
+                        "recording {:.0} s: {rows} heap events, {parts} part(s) committed (Ctrl-C ends and commits)",
+                        *millis as f64 / 1e3
+                    ));
+                }
+            }
             Phase::Storing { name, rows } => {
                 if let Some(b) = &self.bar {
                     b.set_message(format!(

@@ -19,7 +19,7 @@
 //! recorder, which it then finishes from the committed rows.
 
 use super::load::{Loader, Msg};
-use super::observe::{Level, Note};
+use super::observe::{Level, Note, Phase, Progress};
 use super::sink::{CaptureStart, Context, Sink};
 use super::Shared;
 use crate::cancel::Cancel;
@@ -43,6 +43,9 @@ use std::time::{Duration, Instant};
 /// falls behind, the session's callback waits, and ETW's buffers take the rest (the
 /// session counts what it loses: `captures.events_lost`).
 pub const FEED_EVENTS: usize = 64 * 1024;
+
+/// How often the recording's progress is shown.
+const PROGRESS: Duration = Duration::from_millis(500);
 
 /// How often the loop looks at Ctrl-C, the duration and the traced program.
 const POLL: Duration = Duration::from_millis(100);
@@ -241,6 +244,7 @@ pub fn record(
                 })?;
                 Ok(())
             })?;
+        let rows = || shared.rows();
         let pumped = pump(
             opts,
             &mut running,
@@ -248,9 +252,13 @@ pub fn record(
             &tx,
             start,
             &clock,
-            cancel,
-            &loader_cancel,
-            t0,
+            Watch {
+                cancel,
+                loader_cancel: &loader_cancel,
+                observer,
+                rows: &rows,
+                t0,
+            },
         );
         drop(tx);
         let loaded = match loader.join() {
@@ -312,9 +320,19 @@ struct Pumped {
     session_error: Option<String>,
 }
 
+/// What the loop watches and tells.
+struct Watch<'a> {
+    cancel: &'a Cancel,
+    loader_cancel: &'a Cancel,
+    observer: &'a dyn super::Observer,
+    /// Heap events stored so far.
+    rows: &'a dyn Fn() -> u64,
+    /// When the recording started.
+    t0: Instant,
+}
+
 /// The recorder's loop: session events → decoder → loading thread, checkpoints on
 /// the clock, the stop conditions.
-#[allow(clippy::too_many_arguments)]
 fn pump(
     opts: &LiveOptions,
     running: &mut Running<'_>,
@@ -322,10 +340,15 @@ fn pump(
     tx: &SyncSender<Msg>,
     start: CaptureStart,
     clock: &Clock,
-    cancel: &Cancel,
-    loader_cancel: &Cancel,
-    t0: Instant,
+    watch: Watch<'_>,
 ) -> Result<Pumped> {
+    let Watch {
+        cancel,
+        loader_cancel,
+        observer,
+        rows,
+        t0,
+    } = watch;
     let send = |m: Msg| {
         tx.send(m)
             .map_err(|_| anyhow::anyhow!("the loading thread stopped"))
@@ -348,6 +371,19 @@ fn pump(
     let mut next_commit = Instant::now() + every;
     let mut stopped: Option<Stopped> = None;
     let mut checkpoints = 0u64;
+    let mut last_progress = Instant::now();
+    let progress = |parts: u64| {
+        observer.progress(&Progress {
+            phase: Phase::Recording {
+                millis: t0.elapsed().as_millis() as u64,
+                rows: rows(),
+                parts,
+            },
+            bytes_done: 0,
+            bytes_total: 0,
+            rows: rows(),
+        })
+    };
     let session_error;
     loop {
         let now = Instant::now();
@@ -389,6 +425,10 @@ fn pump(
                 session_error = Some("the session's thread ended without saying why".into());
                 break;
             }
+        }
+        if last_progress.elapsed() >= PROGRESS {
+            last_progress = Instant::now();
+            progress(checkpoints);
         }
         if Instant::now() >= next_commit {
             decoder.flush(|b| ready.push(b));

@@ -62,6 +62,14 @@ pub enum Phase {
         files: usize,
         name: String,
     },
+    /// `heapdb record`: the recording so far.
+    Recording {
+        /// Since it started.
+        millis: u64,
+        /// Heap events stored, and parts committed.
+        rows: u64,
+        parts: u64,
+    },
     /// Moving a capture's staged rows into the indexed tables (an append).
     Storing { name: String, rows: u64 },
     /// Building secondary indexes after a bulk load: `done` of `total` built,
