@@ -284,7 +284,7 @@ fn a_replayed_recording_stores_what_an_ingest_stores() {
 /// `recording`, rows growing; then complete.
 #[test]
 fn readers_see_the_recording_while_it_runs() {
-    let (c, dir, child) = recording_underway("12", "20000");
+    let (c, dir, child) = recording_underway("12", "8000");
     let db = dir.path().join("live.db");
     let first = committed_reallocs(&db);
     assert_eq!(status(&db), "recording");
@@ -299,10 +299,26 @@ fn readers_see_the_recording_while_it_runs() {
         "csv",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // An export to a lake leaves it for later (half a capture would stay half).
+    let lake = dir.path().join("lake");
+    let o = run(&["export", "--db", s(&db), "--parquet", s(&lake)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("capture 1 is being recorded")
+            && stderr(&o).contains("0 capture(s) exported"),
+        "{}",
+        stderr(&o)
+    );
     wait_for("a later part", || committed_reallocs(&db) > first);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(status(&db), "complete");
+    let o = run(&["export", "--db", s(&db), "--parquet", s(&lake)]);
+    assert!(
+        stderr(&o).contains("1 capture(s) exported"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(
         q(&db, "SELECT count(*) FROM reallocs"),
         c.manifest["reallocs"]["total"].as_i64().unwrap()

@@ -48,6 +48,11 @@ pub fn run_export(a: ExportArgs, quiet: bool) -> anyhow::Result<Outcome> {
         r.rows as f64 / r.seconds.max(1e-9) / 1e6,
         a.parquet.display()
     ));
+    for id in &r.recording {
+        say(format!(
+            "capture {id} is being recorded (or its heapdb record was killed: `heapdb repair` finishes it): not exported yet; run the same command again once it is complete"
+        ));
+    }
     if r.interrupted {
         say("interrupted: the captures exported so far are complete; run the same command again to go on");
         return Ok(Outcome::Interrupted);

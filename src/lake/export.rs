@@ -23,6 +23,9 @@ pub struct Exported {
     pub captures: u64,
     /// Captures already in the lake.
     pub skipped: u64,
+    /// Captures still being recorded (or whose `heapdb record` was killed, until
+    /// `heapdb repair` finishes them): not exported yet.
+    pub recording: Vec<i64>,
     /// Rows of `reallocs` + `heap_events` written.
     pub rows: u64,
     pub seconds: f64,
@@ -43,18 +46,25 @@ pub fn export(db: &Path, dir: &Path, cancel: &Cancel, on: OnCapture<'_>) -> Resu
     check_mirror(&conn, db, dir)?;
     let mut out = Exported::default();
     copy_shared(&conn).with_context(|| format!("{}: copying the shared tables", db.display()))?;
-    let ids: Vec<(i64, String)> = {
-        let mut st =
-            conn.prepare("SELECT capture_id, fingerprint FROM src.captures ORDER BY capture_id")?;
+    let ids: Vec<(i64, String, String)> = {
+        let mut st = conn.prepare(
+            "SELECT capture_id, fingerprint, status FROM src.captures ORDER BY capture_id",
+        )?;
         let v = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         v
     };
-    for (id, fingerprint) in ids {
+    for (id, fingerprint, status) in ids {
         if cancel.requested() {
             out.interrupted = true;
             break;
+        }
+        if status == "recording" {
+            // Half a capture now would stay half in the lake: a rerun skips what is
+            // there.
+            out.recording.push(id);
+            continue;
         }
         let there: Option<i64> = conn
             .query_row(
