@@ -445,6 +445,18 @@ fn repair_leaves_a_running_recording_alone() {
         stderr(&o)
     );
     assert_eq!(status(&db), "recording");
+    // Nor does prune remove it.
+    let o = run(&["prune", "--db", s(&db), "--capture", "1"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("being recorded"), "{}", stderr(&o));
+    let o = run(&["prune", "--db", s(&db), "--keep-last", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("capture 1 is being recorded: kept"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(status(&db), "recording");
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(status(&db), "complete");

@@ -162,7 +162,30 @@ pub fn prune(
     let conn = super::open_rw(path)?;
     let ctx = Context { observer, cancel };
     let size_before = file_size(path);
-    let (captures, nothing) = select(&conn, sel)?;
+    let (mut captures, nothing) = select(&conn, sel)?;
+    // A recording still running keeps its capture: its recorder goes on writing to it.
+    let (_, alive) = super::recording::unfinished(&conn, path)?;
+    if !alive.is_empty() {
+        let live: Vec<i64> = captures
+            .iter()
+            .map(|c| c.capture_id)
+            .filter(|id| alive.contains(id))
+            .collect();
+        if !live.is_empty() && matches!(sel, Selection::Ids(_)) {
+            bail!(
+                "capture {} is being recorded (its heapdb record still runs): end the recording first; nothing was removed",
+                live.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+            );
+        }
+        for id in &live {
+            observer.note(&crate::ingest::Note::about(
+                crate::ingest::Level::Warning,
+                &path.display().to_string(),
+                format!("capture {id} is being recorded: kept"),
+            ));
+        }
+        captures.retain(|c| !live.contains(&c.capture_id));
+    }
     let mut report = PruneReport {
         nothing,
         ..PruneReport::default()
