@@ -560,3 +560,165 @@ fn replay(
     }
     r.map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A session that plays a synthesized capture's events, then ends as told; it
+    /// counts the stops it is asked for.
+    struct Mock {
+        file: PathBuf,
+        end: std::result::Result<(), String>,
+        fail_start: bool,
+        stops: Arc<AtomicUsize>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl LiveSource for Mock {
+        fn start(&mut self, tx: SyncSender<Feed>) -> Result<SessionInfo> {
+            if self.fail_start {
+                anyhow::bail!("StartTraceW failed: access denied");
+            }
+            let input = Input::File(self.file.clone());
+            let mut source = HeapdbSource::open(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let header = source.header().clone();
+            let mut events = Vec::new();
+            source
+                .for_each(&mut |e| {
+                    if let Ok(e) = e {
+                        events.push(OwnedEvent::from_event(e));
+                    }
+                    ControlFlow::Continue(())
+                })
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let end = self.end.clone();
+            self.thread = Some(std::thread::spawn(move || {
+                for e in events {
+                    if tx.send(Feed::Event(Box::new(e))).is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.send(Feed::End(end));
+            }));
+            Ok(SessionInfo {
+                header,
+                path: "record:mock".into(),
+                file_name: "mock".into(),
+                identity: format!("mock {}", self.file.display()),
+            })
+        }
+        fn stop(&mut self) -> Result<()> {
+            self.stops.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.etl");
+        let opts = crate::synth::Options {
+            events_per_file: 3000,
+            ..crate::synth::Options::default()
+        };
+        crate::synth::generate_file(&file, &opts, 0, None).unwrap();
+        (dir, file)
+    }
+
+    fn run(
+        dir: &Path,
+        file: &Path,
+        end: std::result::Result<(), String>,
+        fail_start: bool,
+    ) -> (Result<LiveReport>, usize, i64) {
+        let stops = Arc::new(AtomicUsize::new(0));
+        let mut mock = Mock {
+            file: file.to_path_buf(),
+            end,
+            fail_start,
+            stops: Arc::clone(&stops),
+            thread: None,
+        };
+        let db = dir.join("m.db");
+        let opts = LiveOptions {
+            db: db.clone(),
+            commit_every: Duration::from_secs(60),
+            duration: None,
+            labels: Vec::new(),
+        };
+        let r = record(&opts, &mut mock, &super::super::Silent, &Cancel::new());
+        if let Some(t) = mock.thread.take() {
+            t.join().unwrap();
+        }
+        let n = rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT coalesce(sum(events_decoded), -1) FROM captures",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap_or(-2);
+        (r, stops.load(Ordering::Relaxed), n)
+    }
+
+    /// A session that ends by itself: everything stored, the session stopped once.
+    #[test]
+    fn a_session_that_ends_is_stopped_once_and_stored() {
+        let (dir, file) = setup();
+        let (r, stops, n) = run(dir.path(), &file, Ok(()), false);
+        let r = r.unwrap();
+        assert_eq!(stops, 1);
+        assert_eq!(n, 3000);
+        assert_eq!(r.stopped, Stopped::SessionEnded);
+        assert!(r.committed && r.session_error.is_none());
+        assert_eq!(r.reallocs + r.heap_events, 3000);
+    }
+
+    /// A session that fails part-way: what it delivered is stored, the error said, the
+    /// session stopped once.
+    #[test]
+    fn a_session_that_fails_is_stopped_once_and_what_came_is_stored() {
+        let (dir, file) = setup();
+        let (r, stops, n) = run(
+            dir.path(),
+            &file,
+            Err("ProcessTrace failed: 1".into()),
+            false,
+        );
+        let r = r.unwrap();
+        assert_eq!(stops, 1);
+        assert_eq!(n, 3000);
+        assert_eq!(r.session_error.as_deref(), Some("ProcessTrace failed: 1"));
+    }
+
+    /// A session that cannot start: an error, nothing stored, nothing to stop.
+    #[test]
+    fn a_session_that_cannot_start_stores_nothing() {
+        let (dir, file) = setup();
+        let (r, stops, n) = run(dir.path(), &file, Ok(()), true);
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("StartTraceW"), "{e}");
+        assert_eq!(stops, 0);
+        assert_eq!(n, -1, "no capture");
+    }
+
+    #[test]
+    fn lock_files_say_whether_a_recording_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("heap.db");
+        let p = lock_path(&db, "0123456789abcdef0123");
+        assert_eq!(
+            p.file_name().unwrap().to_string_lossy(),
+            "heap.db-recording-0123456789abcdef.lock"
+        );
+        assert!(!recording_alive(&p), "no file");
+        let f = File::create(&p).unwrap();
+        f.lock().unwrap();
+        // Another open file description of the same file sees the lock.
+        assert!(recording_alive(&p));
+        drop(f);
+        assert!(!recording_alive(&p));
+    }
+}
