@@ -535,6 +535,47 @@ fn a_session_that_cannot_start_stores_nothing() {
     assert!(lock_files(&db).is_empty());
 }
 
+/// A replayed capture cut short: what comes before is recorded, the bad part is named
+/// with the file and byte offset, as an ingest names it (exit 1, status
+/// complete_with_errors, the same events stored).
+#[test]
+fn a_truncated_replay_is_recorded_up_to_the_cut_and_says_where() {
+    let c = capture("20000", "18");
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(&c.etl).unwrap();
+    let cut = dir.path().join("cut.etl");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2 + 1000]).unwrap();
+    let (rec, ing) = (dir.path().join("rec.db"), dir.path().join("ing.db"));
+    let o = run(&["record", "--db", s(&rec), "--replay", s(&cut)]);
+    let i = run(&["ingest", "--quiet", "--db", s(&ing), s(&cut)]);
+    assert_eq!(i.status.code(), Some(1), "{}", stderr(&i));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let line = stderr(&i)
+        .lines()
+        .find(|l| l.contains("truncated"))
+        .unwrap()
+        .to_string();
+    let offset = line
+        .split("byte offset ")
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("cut.etl")
+            && stderr(&o).contains(&format!("byte offset {offset}: truncated")),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(status(&rec), "complete_with_errors");
+    assert_eq!(
+        q(&rec, "SELECT events_decoded FROM captures"),
+        q(&ing, "SELECT events_decoded FROM captures")
+    );
+    assert_eq!(q(&rec, "SELECT count(*) FROM ingest_errors"), 1);
+}
+
 /// A bad --commit-every / --duration is a usage error.
 #[test]
 fn bad_seconds_are_usage_errors() {

@@ -21,7 +21,8 @@ are stopped, what they still hold is read, and the capture is committed whole (b
 lifetimes, history, summaries), as an ingest would. The sessions are stopped on every \
 exit, errors included; a session left by a heapdb that was killed is stopped by the next \
 `heapdb record`.\n\n\
-Exit codes: 0 recorded, 2 usage error (or not Windows), 3 the session could not be \
+Exit codes: 0 recorded, 1 recorded but some records could not be read (named on \
+stderr, in ingest_errors), 2 usage error (or not Windows), 3 the session could not be \
 started, failed part-way (what came before is committed) or the database failed, 4 a \
 second Ctrl-C abandoned the last part (the parts before are committed; `heapdb repair` \
 finishes the capture).\n\n\
@@ -107,10 +108,12 @@ pub fn run(a: RecordArgs, quiet: bool) -> anyhow::Result<Outcome> {
             r.path
         );
     }
-    Ok(if r.committed {
-        Outcome::Ok
-    } else {
+    Ok(if !r.committed {
         Outcome::Interrupted
+    } else if r.with_errors {
+        Outcome::InputErrors
+    } else {
+        Outcome::Ok
     })
 }
 

@@ -53,6 +53,9 @@ const POLL: Duration = Duration::from_millis(100);
 /// What a session hands the recorder.
 pub enum Feed {
     Event(Box<OwnedEvent>),
+    /// A record the session could not read (a replayed file's bad buffer): stored in
+    /// `ingest_errors` and counted, as an ingest does.
+    Bad(Box<crate::etl::Error>),
     /// The session ended: stopped, or failed (the message says why).
     End(std::result::Result<(), String>),
 }
@@ -129,6 +132,8 @@ pub struct LiveReport {
     pub committed: bool,
     pub events_lost: u32,
     pub buffers_lost: u32,
+    /// Records the session could not read (reported, in `ingest_errors`).
+    pub with_errors: bool,
     pub seconds: f64,
 }
 
@@ -309,6 +314,7 @@ pub fn record(
         committed,
         events_lost,
         buffers_lost,
+        with_errors: shared.report().ingested_with_errors > 0,
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
@@ -416,6 +422,7 @@ fn pump(
                 decoder.add(Ok(&e.event()), |b| ready.push(b));
                 forward(&mut ready, &mut stats)?;
             }
+            Ok(Feed::Bad(e)) => decoder.add(Err(&e), |b| ready.push(b)),
             Ok(Feed::End(r)) => {
                 session_error = r.err();
                 break;
@@ -534,9 +541,15 @@ fn replay(
         if stop.load(Ordering::Relaxed) {
             return ControlFlow::Break(());
         }
-        // A real-time consumer never sees a record it cannot read: skip them.
-        let Ok(e) = item else {
-            return ControlFlow::Continue(());
+        let e = match item {
+            Ok(e) => e,
+            Err(bad) => {
+                if tx.send(Feed::Bad(Box::new(bad.clone()))).is_err() {
+                    gone = true;
+                    return ControlFlow::Break(());
+                }
+                return ControlFlow::Continue(());
+            }
         };
         if let Some(rate) = rate.filter(|r| *r > 0.0) {
             let due = t0 + Duration::from_secs_f64(sent as f64 / rate);

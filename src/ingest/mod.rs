@@ -128,6 +128,9 @@ impl<'a> Shared<'a> {
     pub fn committed(&self) -> Option<(i64, i64)> {
         self.committed.lock().ok().and_then(|c| *c)
     }
+    pub fn report(&self) -> Report {
+        self.report.lock().map(|r| r.clone()).unwrap_or_default()
+    }
     pub fn note(&self, note: Note) {
         self.observer.note(&note);
     }
@@ -253,7 +256,7 @@ pub fn run<S: Sink>(
     produced?;
     let mut sink = sink;
     let finished = sink.finish(sink::Context { observer, cancel })?;
-    let mut report = shared.report.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut report = shared.report();
     report.files = found.inputs.len();
     report.bad_inputs = found.bad.len();
     report.skipped_non_regular = found.skipped_non_regular;
