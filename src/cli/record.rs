@@ -86,10 +86,11 @@ pub fn run(a: RecordArgs, quiet: bool) -> anyhow::Result<Outcome> {
         Some(file) => Box::new(live::Replay::new(file, a.replay_rate)),
         None => session(&a)?,
     };
-    let mut labels = a.labels.clone();
-    labels.reverse();
-    labels.sort_by(|x, y| x.0.cmp(&y.0));
-    labels.dedup_by(|x, y| x.0 == y.0); // the last --label of a key wins
+    // As `ingest --label`: the last of a key wins, sorted by key.
+    let fixed: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let (labels, _) = heapdb::ingest::labels::Labels::new(&fixed, &[])
+        .map_err(super::UsageError)?
+        .for_path("");
     let opts = LiveOptions {
         db: a.db.clone(),
         commit_every: a.commit_every,

@@ -289,7 +289,7 @@ pub fn record(
         ));
     }
     let (events_lost, buffers_lost) = running.source.lost();
-    let capture_id = shared.committed().map(|c| c.0);
+    let capture_id = shared.committed();
     if committed && (events_lost > 0 || buffers_lost > 0) {
         if let Some(id) = capture_id {
             let conn = crate::db::open_rw(&opts.db)?;

@@ -267,7 +267,7 @@ impl<'s, S: Sink> Loader<'s, S> {
         }
         let cp = cur.so_far(stats, super::rundown::assemble(&cur.rundown, &cur.pids));
         self.sink.checkpoint(&cp, self.ctx())?;
-        self.shared.stored(cp.capture_id, cp.last_event_id);
+        self.shared.stored(cp.capture_id);
         Ok(())
     }
 
@@ -323,7 +323,7 @@ impl<'s, S: Sink> Loader<'s, S> {
         so_far.rundown = rundown;
         let end = CaptureEnd::new(so_far, history, lifetimes, super::now_rfc3339());
         self.sink.commit(&end, self.ctx())?;
-        self.shared.stored(cur.capture_id, cur.next_id - 1);
+        self.shared.stored(cur.capture_id);
         self.shared.ingested(cur.problems > 0);
         Ok(())
     }

@@ -103,8 +103,8 @@ pub(crate) struct Shared<'a> {
     report: Mutex<Report>,
     reallocs: AtomicU64,
     events: AtomicU64,
-    /// The last capture committed, or part of one: (capture id, last event id).
-    committed: Mutex<Option<(i64, i64)>>,
+    /// The last capture committed, whole or a part of it.
+    committed: Mutex<Option<i64>>,
 }
 
 impl<'a> Shared<'a> {
@@ -119,13 +119,13 @@ impl<'a> Shared<'a> {
             committed: Mutex::new(None),
         }
     }
-    /// A capture (or part of a live one) was committed, up to this event id.
-    pub fn stored(&self, capture_id: i64, last_event_id: i64) {
+    /// A capture (or a part of a live one) was committed.
+    pub fn stored(&self, capture_id: i64) {
         if let Ok(mut c) = self.committed.lock() {
-            *c = Some((capture_id, last_event_id));
+            *c = Some(capture_id);
         }
     }
-    pub fn committed(&self) -> Option<(i64, i64)> {
+    pub fn committed(&self) -> Option<i64> {
         self.committed.lock().ok().and_then(|c| *c)
     }
     pub fn report(&self) -> Report {

@@ -174,16 +174,7 @@ impl Producer<'_> {
             Ok(r) => r,
             Err(e) => return self.fail(fingerprint, Some(e.offset()), e.kind.to_string(), &path),
         };
-        let (labels, missed) = self.labels.for_path(&path);
-        for re in missed {
-            self.shared.note(Note::about(
-                Level::Warning,
-                &path,
-                format!(
-                    "--label-from-path {re:?} does not match this path: no label taken from it"
-                ),
-            ));
-        }
+        let labels = self.labels_for(&path);
         self.send(Msg::Begin(Box::new(CaptureStart {
             path: path.clone(),
             file_name: name.clone(),
@@ -289,16 +280,7 @@ impl Producer<'_> {
             Err(e) => return self.fail(fingerprint, None, e.to_string(), &path),
         };
         let clock = *source.clock();
-        let (labels, missed) = self.labels.for_path(&path);
-        for re in missed {
-            self.shared.note(Note::about(
-                Level::Warning,
-                &path,
-                format!(
-                    "--label-from-path {re:?} does not match this path: no label taken from it"
-                ),
-            ));
-        }
+        let labels = self.labels_for(&path);
         self.send(Msg::Begin(Box::new(CaptureStart {
             path: path.clone(),
             file_name: name.clone(),
@@ -353,6 +335,21 @@ impl Producer<'_> {
             return self.abort(fingerprint, None, changed_message(), &path);
         }
         self.send(Msg::End(Box::new(stats)))
+    }
+
+    /// The labels of the capture at `path`; says which --label-from-path did not match.
+    fn labels_for(&self, path: &str) -> Vec<(String, String)> {
+        let (labels, missed) = self.labels.for_path(path);
+        for re in missed {
+            self.shared.note(Note::about(
+                Level::Warning,
+                path,
+                format!(
+                    "--label-from-path {re:?} does not match this path: no label taken from it"
+                ),
+            ));
+        }
+        labels
     }
 
     /// Sends the rows of a final batch.
